@@ -1,0 +1,16 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+export interface LoggerOptions {
+  service: string;
+  level?: string;
+  /** Write to this destination instead of stdout (tests). */
+  destination?: NodeJS.WritableStream;
+}
+
+/** JSON logger for one service; request ids are attached by the HTTP factory. */
+export function createLogger(opts: LoggerOptions): Logger {
+  const options = { level: opts.level ?? 'info', base: { service: opts.service } };
+  return opts.destination ? pino(options, opts.destination) : pino(options);
+}
