@@ -19,7 +19,7 @@ export const SERVICE_NAMES = ['api', 'console', 'sts', 'gateway', 'audit', 'coor
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 /** The product's configuration. Env names derive from paths: ports.api → CARACAL_PORTS_API. */
-export const configSchema = z.object({
+export const configSchema = z.strictObject({
   data: z.string().min(1).default(join(homedir(), '.caracal')),
   databaseUrl: z.string().url().optional(),
   redisUrl: z.string().url().optional(),
@@ -30,7 +30,7 @@ export const configSchema = z.object({
   adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
   shutdownGraceMs: ms.default(10_000),
   ports: z
-    .object({
+    .strictObject({
       api: port.default(3000),
       console: port.default(3001),
       sts: port.default(8080),
@@ -40,27 +40,27 @@ export const configSchema = z.object({
     })
     .prefault({}),
   http: z
-    .object({
+    .strictObject({
       bodyLimitBytes: z.coerce.number().int().min(1024).default(1_048_576),
       requestTimeoutMs: ms.default(30_000),
       keepAliveTimeoutMs: ms.default(72_000),
     })
     .prefault({}),
   bus: z
-    .object({
+    .strictObject({
       claimIdleMs: ms.default(30_000),
       maxDeliveries: z.coerce.number().int().min(1).default(8),
       pollMs: z.coerce.number().int().min(1).default(50),
     })
     .prefault({}),
   outbox: z
-    .object({
+    .strictObject({
       maxAttempts: z.coerce.number().int().min(1).default(10),
       pollMs: z.coerce.number().int().min(1).default(200),
     })
     .prefault({}),
   spool: z
-    .object({
+    .strictObject({
       fsyncIntervalMs: z.coerce.number().int().min(0).default(5),
     })
     .prefault({}),

@@ -5,7 +5,13 @@ export class CaracalError extends Error {
   readonly detail: string;
   readonly extras: Record<string, unknown>;
 
-  constructor(code: string, status: number, detail: string, extras: Record<string, unknown> = {}, cause?: unknown) {
+  constructor(
+    code: string,
+    status: number,
+    detail: string,
+    extras: Record<string, unknown> = {},
+    cause?: unknown,
+  ) {
     super(detail, cause === undefined ? undefined : { cause });
     this.name = 'CaracalError';
     this.code = code;
@@ -47,7 +53,9 @@ export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 /** Problem document for any thrown value; unknown errors never leak their message. */
 export function toProblem(err: unknown, instance?: string): Problem {
   const e =
-    err instanceof CaracalError ? err : new CaracalError('internal_error', 500, 'An internal error occurred.');
+    err instanceof CaracalError
+      ? err
+      : new CaracalError('internal_error', 500, 'An internal error occurred.');
   const problem: Problem = {
     ...e.extras,
     type: `https://caracal.dev/problems/${e.code}`,
@@ -67,5 +75,6 @@ export const errors = {
   conflict: (code: string, detail: string) => new CaracalError(code, 409, detail),
   unauthorized: (detail = 'Authentication required.') => new CaracalError('unauthorized', 401, detail),
   forbidden: (code: string, detail: string) => new CaracalError(code, 403, detail),
-  unavailable: (code: string, detail: string, cause?: unknown) => new CaracalError(code, 503, detail, {}, cause),
+  unavailable: (code: string, detail: string, cause?: unknown) =>
+    new CaracalError(code, 503, detail, {}, cause),
 };

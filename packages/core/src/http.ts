@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -7,7 +8,6 @@ import Fastify, {
   type FastifyTypeProvider,
   type RawServerDefault,
 } from 'fastify';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { CaracalError, PROBLEM_CONTENT_TYPE, toProblem } from './errors.js';
 import type { Logger } from './logger.js';
@@ -114,11 +114,19 @@ export function createHttpServer(opts: HttpServerOptions): HttpApp {
     reply.header('x-request-id', req.id);
     if (closing) {
       reply.header('connection', 'close');
-      throw new CaracalError('shutting_down', 503, 'The service is shutting down; retry on another instance.');
+      throw new CaracalError(
+        'shutting_down',
+        503,
+        'The service is shutting down; retry on another instance.',
+      );
     }
   });
   app.addHook('preClose', async () => {
     closing = true;
+  });
+  // Responses finished while draining close their keep-alive connection, so close() does not wait on idle sockets.
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (req, reply) => {
     opts.metrics.httpDuration.observe(
@@ -139,7 +147,11 @@ export function createHttpServer(opts: HttpServerOptions): HttpApp {
     return sendProblem(reply, e, req.url);
   });
   app.setNotFoundHandler((req, reply) =>
-    sendProblem(reply, new CaracalError('route_not_found', 404, `No route ${req.method} ${req.url.split('?')[0]}.`), req.url),
+    sendProblem(
+      reply,
+      new CaracalError('route_not_found', 404, `No route ${req.method} ${req.url.split('?')[0]}.`),
+      req.url,
+    ),
   );
 
   app.get('/health', async () => ({ status: 'ok', service: opts.service }));

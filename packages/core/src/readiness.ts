@@ -39,7 +39,8 @@ export class Readiness {
   ) {}
 
   add(check: ReadinessCheck): this {
-    if (this.checks.some((c) => c.name === check.name)) throw new Error(`duplicate readiness check ${check.name}`);
+    if (this.checks.some((c) => c.name === check.name))
+      throw new Error(`duplicate readiness check ${check.name}`);
     this.checks.push(check);
     return this;
   }
@@ -47,7 +48,8 @@ export class Readiness {
   async report(): Promise<ReadinessReport> {
     const entries = await Promise.all(this.checks.map(async (c) => [c.name, await this.run(c)] as const));
     const ready = entries.every(([, r]) => r.ok);
-    if (this.last !== undefined && this.last !== ready) this.metrics?.readinessTransitions.inc({ service: this.service });
+    if (this.last !== undefined && this.last !== ready)
+      this.metrics?.readinessTransitions.inc({ service: this.service });
     this.last = ready;
     return { service: this.service, ready, checks: Object.fromEntries(entries) };
   }

@@ -1,9 +1,19 @@
 import type { Clock } from './clock.js';
+import type { CaracalConfig } from './config.js';
 import type { HttpApp } from './http.js';
 import { createHttpServer } from './http.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
-import { Readiness } from './readiness.js';
+import { Readiness, type ReadinessCheck } from './readiness.js';
+
+/** What every service factory receives besides its own dependencies. */
+export interface ServiceContext {
+  config: CaracalConfig;
+  logger: Logger;
+  clock: Clock;
+  /** Collect process metrics; off when several services share one process (only one collects). */
+  processMetrics?: boolean;
+}
 
 /** What every service factory returns. */
 export interface Service {
@@ -19,13 +29,10 @@ export interface Service {
 
 export interface ServiceBaseOptions {
   name: string;
-  host: string;
   port: number;
-  logger: Logger;
-  clock: Clock;
-  graceMs?: number;
-  processMetrics?: boolean;
-  http?: { bodyLimitBytes?: number; requestTimeoutMs?: number; keepAliveTimeoutMs?: number };
+  ctx: ServiceContext;
+  /** Dependency checks behind /ready. */
+  checks?: ReadinessCheck[];
 }
 
 type Hook = () => Promise<void> | void;
@@ -41,10 +48,12 @@ export interface ServiceBase extends Service {
 }
 
 export function createServiceBase(opts: ServiceBaseOptions): ServiceBase {
-  const logger = opts.logger.child({ service: opts.name });
-  const metrics = createMetrics(opts.name, { processMetrics: opts.processMetrics });
+  const { config, clock } = opts.ctx;
+  const logger = opts.ctx.logger.child({ service: opts.name });
+  const metrics = createMetrics(opts.name, { processMetrics: opts.ctx.processMetrics });
   const checks = new Readiness(opts.name, metrics);
-  const app = createHttpServer({ service: opts.name, logger, metrics, readiness: checks, ...opts.http });
+  for (const c of opts.checks ?? []) checks.add(c);
+  const app = createHttpServer({ service: opts.name, logger, metrics, readiness: checks, ...config.http });
   const startHooks: Hook[] = [];
   const stopHooks: Hook[] = [];
   let url: string | undefined;
@@ -56,19 +65,19 @@ export function createServiceBase(opts: ServiceBaseOptions): ServiceBase {
     checks,
     metrics,
     logger,
-    clock: opts.clock,
+    clock,
     onStart: (h) => void startHooks.push(h),
     onStop: (h) => void stopHooks.push(h),
     async start() {
       if (url) return url;
-      url = await app.listen({ host: opts.host, port: opts.port, listenTextResolver: () => '' });
+      url = await app.listen({ host: config.host, port: opts.port, listenTextResolver: () => '' });
       for (const h of startHooks) await h();
       logger.info({ url }, 'service started');
       return url;
     },
     stop() {
       stopping ??= (async () => {
-        const grace = opts.graceMs ?? 10_000;
+        const grace = config.shutdownGraceMs;
         let timer: NodeJS.Timeout | undefined;
         const expired = new Promise<'expired'>((resolve) => {
           timer = setTimeout(() => resolve('expired'), grace);

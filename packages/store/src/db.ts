@@ -1,3 +1,5 @@
+import { CaracalError } from '@caracal/core';
+
 /** Something that runs parameterized SQL: the database or one transaction. */
 export interface Queryable {
   /** Run one statement with $1..$n parameters; returns the rows. */
@@ -29,4 +31,70 @@ export interface DbOptions {
   poolSize?: number;
   /** Name shown in pg_stat_activity. */
   applicationName?: string;
+}
+
+/** Open the database named by `opts`: pg Pool for a postgres:// URL, PGlite at `dataDir` otherwise. */
+export async function openDb(opts: DbOptions): Promise<Db> {
+  const schema = checkSchemaName(opts.schema ?? 'caracal');
+  if (opts.url !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(opts.url)) {
+      throw new CaracalError('db_config_invalid', 500, 'Database URL must start with postgres:// or postgresql://.');
+    }
+    const { openPostgres } = await import('./postgres.js');
+    return openPostgres({ ...opts, url: opts.url }, schema);
+  }
+  if (!opts.dataDir) throw new CaracalError('db_config_invalid', 500, 'Either a database URL or a PGlite dataDir is required.');
+  const { openPglite } = await import('./pglite.js');
+  return openPglite(opts.dataDir, schema);
+}
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Schema names go into search_path and DDL unquoted, so only plain lower-case identifiers are allowed. */
+export function checkSchemaName(schema: string): string {
+  if (!IDENTIFIER.test(schema)) {
+    throw new CaracalError('db_config_invalid', 500, `Schema name '${schema}' must match ${IDENTIFIER.source}.`);
+  }
+  return schema;
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'EAI_AGAIN',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+]);
+
+const CONNECTION_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Client has encountered a connection error',
+  'Cannot use a pool after calling end',
+  'Client was closed',
+  'PGlite is closed',
+  'Database is closed',
+];
+
+/** True when `err` means the database cannot be reached (as opposed to a SQL error). */
+export function isConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08'))) return true;
+  if (err instanceof AggregateError && err.errors.some(isConnectionError)) return true;
+  return CONNECTION_MESSAGES.some((m) => err.message.includes(m));
+}
+
+/** Connection failures become `db_unavailable` (503) so callers fail closed; SQL errors pass through. */
+export function mapDbError(err: unknown, where: string): unknown {
+  if (err instanceof CaracalError || !isConnectionError(err)) return err;
+  const reason = err instanceof Error ? err.message || (err as { code?: string }).code || err.name : String(err);
+  return new CaracalError('db_unavailable', 503, `Database unavailable (${where}): ${reason}`, {}, err);
 }
