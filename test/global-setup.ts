@@ -1,4 +1,5 @@
 /** Runs once before all test files: fails fast when the real servers the suite needs are not answering. */
+import { execFileSync } from 'node:child_process';
 import { createConnection } from 'node:net';
 
 function reachable(host: string, port: number): Promise<boolean> {

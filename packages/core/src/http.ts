@@ -6,6 +6,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
   type FastifyTypeProvider,
+  LogController,
   type RawServerDefault,
 } from 'fastify';
 import type { z } from 'zod';
@@ -73,7 +74,7 @@ export function zodIssues(error: z.ZodError): { path: string; message: string }[
 export function createHttpServer(opts: HttpServerOptions): HttpApp {
   const app = Fastify({
     loggerInstance: opts.logger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimitBytes ?? 1_048_576,
     requestTimeout: opts.requestTimeoutMs ?? 30_000,
     keepAliveTimeout: opts.keepAliveTimeoutMs ?? 72_000,

@@ -70,9 +70,12 @@ export function createServiceBase(opts: ServiceBaseOptions): ServiceBase {
     onStop: (h) => void stopHooks.push(h),
     async start() {
       if (url) return url;
-      url = await app.listen({ host: config.host, port: opts.port, listenTextResolver: () => '' });
+      url = await app.listen({
+        host: config.host,
+        port: opts.port,
+        listenTextResolver: (a) => `listening at ${a}`,
+      });
       for (const h of startHooks) await h();
-      logger.info({ url }, 'service started');
       return url;
     },
     stop() {

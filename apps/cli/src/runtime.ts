@@ -1,0 +1,183 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { createApi } from '@caracal/api';
+import { createAudit } from '@caracal/audit';
+import { type Bus, busMigrations, createBus } from '@caracal/bus';
+import { createConsole } from '@caracal/console-server';
+import { createCoordinator } from '@caracal/coordinator';
+import {
+  type CaracalConfig,
+  configSchema,
+  createLogger,
+  type Logger,
+  loadConfig,
+  SERVICE_NAMES,
+  type Service,
+  type ServiceName,
+  systemClock,
+} from '@caracal/core';
+import { createGateway } from '@caracal/gateway';
+import { type Db, type Migration, mergeMigrations, migrate, openDb, storeMigrations } from '@caracal/store';
+import { createSts } from '@caracal/sts';
+
+/** Every migration of the product, in version order. */
+export const productMigrations: Migration[] = mergeMigrations(storeMigrations, busMigrations);
+
+export interface GlobalFlags {
+  data?: string;
+  postgres?: string;
+  redis?: string;
+  host?: string;
+  config?: string;
+  logLevel?: string;
+}
+
+/** The one place CLI flags meet the config loader. */
+export function loadCliConfig(flags: GlobalFlags): CaracalConfig {
+  return loadConfig(configSchema, {
+    file: flags.config,
+    flags: {
+      data: flags.data,
+      databaseUrl: flags.postgres,
+      redisUrl: flags.redis,
+      host: flags.host,
+      logLevel: flags.logLevel,
+    },
+  });
+}
+
+interface Secrets {
+  busHmacKey: string;
+  adminToken: string;
+}
+
+/**
+ * Secrets from config, else from `<data>/secrets.json` (created 0600 on first use).
+ * Several processes on one machine share the file; separate machines must configure CARACAL_BUS_HMAC_KEY.
+ */
+export function resolveSecrets(config: CaracalConfig): Secrets {
+  const file = join(config.data, 'secrets.json');
+  let stored: Partial<Secrets> = {};
+  try {
+    stored = JSON.parse(readFileSync(file, 'utf8')) as Partial<Secrets>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new Error(`${file}: ${(err as Error).message}`);
+  }
+  const secrets: Secrets = {
+    busHmacKey: config.busHmacKey ?? stored.busHmacKey ?? randomBytes(32).toString('base64url'),
+    adminToken: config.adminToken ?? stored.adminToken ?? `cat_${randomBytes(24).toString('base64url')}`,
+  };
+  if (stored.busHmacKey !== secrets.busHmacKey || stored.adminToken !== secrets.adminToken) {
+    if (!config.busHmacKey || !config.adminToken) {
+      mkdirSync(config.data, { recursive: true, mode: 0o700 });
+      const keep = {
+        busHmacKey: stored.busHmacKey ?? secrets.busHmacKey,
+        adminToken: stored.adminToken ?? secrets.adminToken,
+      };
+      writeFileSync(file, `${JSON.stringify(keep, null, 2)}\n`, { mode: 0o600 });
+    }
+  }
+  return secrets;
+}
+
+/** Opens the configured database: PostgreSQL when a URL is set, else PGlite under the data dir. */
+export async function openConfiguredDb(config: CaracalConfig, applicationName: string): Promise<Db> {
+  if (config.databaseUrl) return openDb({ url: config.databaseUrl, applicationName });
+  mkdirSync(config.data, { recursive: true, mode: 0o700 });
+  return openDb({ dataDir: join(config.data, 'pgdata') });
+}
+
+export function describeStorage(config: CaracalConfig): string {
+  const sql = config.databaseUrl
+    ? `PostgreSQL ${redact(config.databaseUrl)}`
+    : `PGlite at ${join(config.data, 'pgdata')}`;
+  const bus = config.redisUrl
+    ? `Redis Streams ${redact(config.redisUrl)}`
+    : 'stream tables in the same database';
+  return `SQL: ${sql}; bus: ${bus}`;
+}
+
+function redact(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = '***';
+  return u.toString();
+}
+
+type Factory = (deps: Parameters<typeof createApi>[0]) => Service;
+const FACTORIES: Record<ServiceName, Factory> = {
+  api: createApi,
+  console: createConsole,
+  sts: createSts,
+  gateway: createGateway,
+  audit: createAudit,
+  coordinator: createCoordinator,
+};
+
+export interface Stack {
+  logger: Logger;
+  db: Db;
+  bus: Bus;
+  services: Service[];
+  secrets: Secrets;
+  start(): Promise<{ name: string; url: string }[]>;
+  stop(): Promise<void>;
+}
+
+/** Opens storage and bus and builds the named services; nothing listens until start(). */
+export async function openStack(
+  config: CaracalConfig,
+  names: readonly ServiceName[],
+  opts: { migrate: boolean },
+): Promise<Stack> {
+  const logger = createLogger({ level: config.logLevel });
+  const secrets = resolveSecrets(config);
+  const db = await openConfiguredDb(config, `caracal-${names.join('-')}`);
+  let bus: Bus;
+  try {
+    if (opts.migrate) await migrate(db, productMigrations);
+    bus = await createBus({
+      redisUrl: config.redisUrl,
+      db,
+      hmacKey: secrets.busHmacKey,
+      producerId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+      clock: systemClock,
+      logger,
+    });
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const services = names.map((name, i) =>
+    FACTORIES[name]({
+      config,
+      logger,
+      clock: systemClock,
+      db,
+      bus,
+      migrations: productMigrations,
+      processMetrics: i === 0,
+    }),
+  );
+  return {
+    logger,
+    db,
+    bus,
+    services,
+    secrets,
+    async start() {
+      const urls = [];
+      for (const s of services) urls.push({ name: s.name, url: await s.start() });
+      return urls;
+    },
+    async stop() {
+      await Promise.all(services.map((s) => s.stop()));
+      await bus.close();
+      await db.close();
+    },
+  };
+}
+
+export { SERVICE_NAMES };

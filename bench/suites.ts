@@ -1,0 +1,5 @@
+import type { BenchSuite } from './harness.js';
+import { startupSuite } from './startup.js';
+
+/** Every benchmark `npm run bench` knows, in the order it runs them. */
+export const suites: BenchSuite[] = [startupSuite];
