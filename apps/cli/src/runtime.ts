@@ -85,9 +85,10 @@ export function resolveSecrets(config: CaracalConfig): Secrets {
 
 /** Opens the configured database: PostgreSQL when a URL is set, else PGlite under the data dir. */
 export async function openConfiguredDb(config: CaracalConfig, applicationName: string): Promise<Db> {
-  if (config.databaseUrl) return openDb({ url: config.databaseUrl, applicationName });
+  const schema = config.databaseSchema;
+  if (config.databaseUrl) return openDb({ url: config.databaseUrl, schema, applicationName });
   mkdirSync(config.data, { recursive: true, mode: 0o700 });
-  return openDb({ dataDir: join(config.data, 'pgdata') });
+  return openDb({ dataDir: join(config.data, 'pgdata'), schema });
 }
 
 export function describeStorage(config: CaracalConfig): string {
@@ -140,6 +141,7 @@ export async function openStack(
     if (opts.migrate) await migrate(db, productMigrations);
     bus = await createBus({
       redisUrl: config.redisUrl,
+      keyPrefix: `${config.redisKeyPrefix}bus:`,
       db,
       hmacKey: secrets.busHmacKey,
       producerId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,

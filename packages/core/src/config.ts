@@ -22,7 +22,14 @@ export type ServiceName = (typeof SERVICE_NAMES)[number];
 export const configSchema = z.strictObject({
   data: z.string().min(1).default(join(homedir(), '.caracal')),
   databaseUrl: z.string().url().optional(),
+  /** Schema (search_path) of every table Caracal owns; lets several deployments share one server. */
+  databaseSchema: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase SQL identifier')
+    .default('caracal'),
   redisUrl: z.string().url().optional(),
+  /** Prefix of every Redis key Caracal writes. */
+  redisKeyPrefix: z.string().min(1).default('caracal:'),
   host: z.string().min(1).default('127.0.0.1'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Key for the HMAC every bus message carries; at least 32 characters. Generated into the data dir when absent. */

@@ -1,6 +1,7 @@
 export * from './clock.js';
 export * from './config.js';
 export * from './errors.js';
+export * from './fault-proxy.js';
 export * from './http.js';
 export * from './logger.js';
 export * from './metrics.js';
