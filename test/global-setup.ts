@@ -24,6 +24,8 @@ export default async function setup() {
   const missing: string[] = [];
   if (!(await reachable(pg.hostname, Number(pg.port || 5432)))) missing.push(`PostgreSQL at ${pg.host}`);
   if (!(await reachable(redis.hostname, Number(redis.port || 6379)))) missing.push(`Redis at ${redis.host}`);
+  // Tests that run the `caracal` command use the bundle: build it from the current source.
+  execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
   if (missing.length)
     throw new Error(
       `tests need real servers; not answering: ${missing.join(', ')} (bash .ci/run starts them)`,

@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createApi } from '@caracal/api';
 import { createAudit } from '@caracal/audit';
 import { type Bus, busMigrations, createBus } from '@caracal/bus';
@@ -88,7 +89,24 @@ export async function openConfiguredDb(config: CaracalConfig, applicationName: s
   const schema = config.databaseSchema;
   if (config.databaseUrl) return openDb({ url: config.databaseUrl, schema, applicationName });
   mkdirSync(config.data, { recursive: true, mode: 0o700 });
-  return openDb({ dataDir: join(config.data, 'pgdata'), schema });
+  const dataDir = join(config.data, 'pgdata');
+  seedPgliteDataDir(dataDir);
+  return openDb({ dataDir, schema });
+}
+
+/**
+ * A new data dir starts as a copy of the initdb'd template the build prepares beside the bundle,
+ * which takes a fraction of initdb's seconds. Without a template PGlite runs initdb itself.
+ */
+function seedPgliteDataDir(dataDir: string): void {
+  if (existsSync(join(dataDir, 'PG_VERSION'))) return;
+  const template = fileURLToPath(new URL('./pglite-template', import.meta.url));
+  if (!existsSync(join(template, 'PG_VERSION'))) return;
+  const partial = `${dataDir}.seeding-${process.pid}`;
+  cpSync(template, partial, { recursive: true });
+  rmSync(join(partial, 'CARACAL_PGLITE_VERSION'), { force: true });
+  rmSync(dataDir, { recursive: true, force: true });
+  renameSync(partial, dataDir);
 }
 
 export function describeStorage(config: CaracalConfig): string {
