@@ -52,11 +52,13 @@ export function loadCliConfig(flags: GlobalFlags): CaracalConfig {
 interface Secrets {
   busHmacKey: string;
   adminToken: string;
+  masterKey: string;
 }
 
 /**
  * Secrets from config, else from `<data>/secrets.json` (created 0600 on first use).
- * Several processes on one machine share the file; separate machines must configure CARACAL_BUS_HMAC_KEY.
+ * Several processes on one machine share the file; separate machines must configure
+ * CARACAL_BUS_HMAC_KEY and CARACAL_MASTER_KEY.
  */
 export function resolveSecrets(config: CaracalConfig): Secrets {
   const file = join(config.data, 'secrets.json');
@@ -70,16 +72,16 @@ export function resolveSecrets(config: CaracalConfig): Secrets {
   const secrets: Secrets = {
     busHmacKey: config.busHmacKey ?? stored.busHmacKey ?? randomBytes(32).toString('base64url'),
     adminToken: config.adminToken ?? stored.adminToken ?? `cat_${randomBytes(24).toString('base64url')}`,
+    masterKey: config.masterKey ?? stored.masterKey ?? randomBytes(32).toString('base64url'),
   };
-  if (stored.busHmacKey !== secrets.busHmacKey || stored.adminToken !== secrets.adminToken) {
-    if (!config.busHmacKey || !config.adminToken) {
-      mkdirSync(config.data, { recursive: true, mode: 0o700 });
-      const keep = {
-        busHmacKey: stored.busHmacKey ?? secrets.busHmacKey,
-        adminToken: stored.adminToken ?? secrets.adminToken,
-      };
-      writeFileSync(file, `${JSON.stringify(keep, null, 2)}\n`, { mode: 0o600 });
-    }
+  // Persist generated values only; configured ones never touch the disk.
+  const keep: Partial<Secrets> = { ...stored };
+  for (const k of ['busHmacKey', 'adminToken', 'masterKey'] as const) {
+    if (!config[k] && !stored[k]) keep[k] = secrets[k];
+  }
+  if (Object.keys(keep).length !== Object.keys(stored).length) {
+    mkdirSync(config.data, { recursive: true, mode: 0o700 });
+    writeFileSync(file, `${JSON.stringify(keep, null, 2)}\n`, { mode: 0o600 });
   }
   return secrets;
 }

@@ -35,6 +35,21 @@ export const configSchema = z.strictObject({
   /** Key for the HMAC every bus message carries; at least 32 characters. Generated into the data dir when absent. */
   busHmacKey: z.string().min(32, 'must be at least 32 characters').optional(),
   adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Master key for secrets at rest and client-secret digests; at least 32 characters. Generated into the data dir when absent. */
+  masterKey: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Earlier master keys, still accepted for reading during rotation (env: comma-separated). */
+  previousMasterKeys: z
+    .preprocess(
+      (v) =>
+        typeof v === 'string'
+          ? v
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : v,
+      z.array(z.string().min(32, 'must be at least 32 characters')),
+    )
+    .default([]),
   shutdownGraceMs: ms.default(10_000),
   ports: z
     .strictObject({

@@ -6,5 +6,6 @@ export * from './http.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './readiness.js';
+export * from './secrets.js';
 export * from './service.js';
 export * from './shutdown.js';
