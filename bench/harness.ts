@@ -26,7 +26,7 @@ export function formatSuite(suite: BenchSuite, results: BenchResult[]): string {
     const lat = r.p50Ms !== undefined ? `p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms?.toFixed(3)} ms` : '';
     const name = `${r.name}${r === base ? ' (baseline)' : ''}`;
     lines.push(
-      `${name.padEnd(44)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(12)} ${`${ratio}x`.padStart(12)}  ${lat}${r.note ? ` ${r.note}` : ''}`,
+      `${name.padEnd(44)} ${(r.opsPerSec < 100 ? r.opsPerSec.toFixed(2) : Math.round(r.opsPerSec).toLocaleString('en-US')).padStart(12)} ${`${ratio}x`.padStart(12)}  ${lat}${r.note ? ` ${r.note}` : ''}`,
     );
   }
   return lines.join('\n');

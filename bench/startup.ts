@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeServicePorts } from '../test/support.js';
 import type { BenchResult, BenchSuite } from './harness.js';
 
 const BARE = `
@@ -46,7 +47,7 @@ export const startupSuite: BenchSuite = {
     const bare: number[] = [];
     const fresh: number[] = [];
     const warm: number[] = [];
-    const env = { CARACAL_LOG_LEVEL: 'warn' };
+    const env = { ...(await freeServicePorts()), CARACAL_LOG_LEVEL: 'warn' };
     for (let i = 0; i < runs; i++) {
       bare.push(await timeUntil(['--input-type=module', '-e', BARE], /READY/));
       const data = mkdtempSync(join(tmpdir(), 'caracal-bench-'));

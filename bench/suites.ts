@@ -1,5 +1,6 @@
+import { busSuite } from './bus.js';
 import type { BenchSuite } from './harness.js';
 import { startupSuite } from './startup.js';
 
 /** Every benchmark `npm run bench` knows, in the order it runs them. */
-export const suites: BenchSuite[] = [startupSuite];
+export const suites: BenchSuite[] = [startupSuite, busSuite];

@@ -1,21 +1,10 @@
-import { createServer } from 'node:net';
 import { createFaultProxy, type FaultProxy } from '@caracal/core';
 import { dropSchema, testDatabaseUrl, uniqueSchemaName } from '@caracal/store/testing';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type Child, run } from './support.js';
+import { type Child, freePort, run } from './support.js';
 
 const CLI = 'apps/cli/bin/caracal.mjs';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function ready(port: number) {
   const res = await fetch(`http://127.0.0.1:${port}/ready`);

@@ -1,5 +1,6 @@
 // Helpers for tests that run Caracal processes for real.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -60,4 +61,24 @@ export function run(cmd: string, args: string[], env: Record<string, string> = {
 /** Run a TypeScript file with tsx. */
 export function runTs(file: string, args: string[] = [], env: Record<string, string> = {}): Child {
   return run(process.execPath, ['--import', 'tsx', file, ...args], env);
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** CARACAL_PORTS_* for every service on free ports, so parallel runs never collide. */
+export async function freeServicePorts(): Promise<Record<string, string>> {
+  const env: Record<string, string> = {};
+  for (const s of ['api', 'console', 'sts', 'gateway', 'audit', 'coordinator']) {
+    env[`CARACAL_PORTS_${s.toUpperCase()}`] = String(await freePort());
+  }
+  return env;
 }

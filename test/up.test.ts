@@ -1,29 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb } from '@caracal/store';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type Child, run } from './support.js';
+import { type Child, freeServicePorts, run } from './support.js';
 
 const CLI = 'apps/cli/bin/caracal.mjs';
-const SERVICES = ['api', 'console', 'sts', 'gateway', 'audit', 'coordinator'] as const;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function portEnv(): Promise<Record<string, string>> {
-  const env: Record<string, string> = { CARACAL_LOG_LEVEL: 'warn' };
-  for (const s of SERVICES) env[`CARACAL_PORTS_${s.toUpperCase()}`] = String(await freePort());
-  return env;
-}
+const SERVICES = ['api', 'console', 'sts', 'gateway', 'audit', 'coordinator'];
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -40,7 +23,7 @@ describe('caracal up (embedded default)', () => {
   it('brings every service to ready, survives kill -9 and starts again on the same data', async () => {
     const data = mkdtempSync(join(tmpdir(), 'caracal-up-'));
     dirs.push(data);
-    const env = await portEnv();
+    const env = { ...(await freeServicePorts()), CARACAL_LOG_LEVEL: 'warn' };
 
     let up: Child = run(process.execPath, [CLI, '--data', data, 'up'], env);
     const [, ms] = await up.waitFor(/All services ready (\d+) ms/, 60_000);
