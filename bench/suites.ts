@@ -1,6 +1,7 @@
 import { busSuite } from './bus.js';
 import type { BenchSuite } from './harness.js';
+import { policySuite } from './policy.js';
 import { startupSuite } from './startup.js';
 
 /** Every benchmark `npm run bench` knows, in the order it runs them. */
-export const suites: BenchSuite[] = [startupSuite, busSuite];
+export const suites: BenchSuite[] = [startupSuite, busSuite, policySuite];
