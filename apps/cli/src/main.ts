@@ -1,4 +1,5 @@
 import { ConfigError } from '@caracal/core';
+import { registerPolicyCommands } from '@caracal/rego/cli';
 import { Command, Option } from 'commander';
 import { registerMigrateCommands } from './migrate.js';
 import { registerServeCommands } from './serve.js';
@@ -28,6 +29,7 @@ const program = new Command('caracal')
 registerServeCommands(program);
 registerStatusCommand(program);
 registerMigrateCommands(program);
+registerPolicyCommands(program);
 
 try {
   await program.parseAsync(process.argv);
