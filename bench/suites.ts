@@ -1,7 +1,8 @@
 import { busSuite } from './bus.js';
 import type { BenchSuite } from './harness.js';
+import { mandateSuite } from './mandate.js';
 import { policySuite } from './policy.js';
 import { startupSuite } from './startup.js';
 
 /** Every benchmark `npm run bench` knows, in the order it runs them. */
-export const suites: BenchSuite[] = [startupSuite, busSuite, policySuite];
+export const suites: BenchSuite[] = [startupSuite, busSuite, policySuite, mandateSuite];

@@ -35,7 +35,11 @@ const r = spawnSync('npx', args, { stdio: 'inherit' });
 try {
   const json = JSON.parse(readFileSync(report, 'utf8'));
   passed += json.numPassedTests;
-  failed += json.numFailedTests + (json.numFailedTestSuites ?? 0);
+  // A file that failed without running its tests (import or hook error) counts once; failed tests count each.
+  const brokenFiles = (json.testResults ?? []).filter(
+    (f) => f.status === 'failed' && f.assertionResults.length === 0,
+  );
+  failed += json.numFailedTests + brokenFiles.length;
   if (json.numPendingTests || json.numTodoTests) {
     failed += json.numPendingTests + json.numTodoTests;
     process.stdout.write(

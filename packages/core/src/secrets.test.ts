@@ -12,7 +12,8 @@ describe('keyring', () => {
       fc.property(fc.string(), fc.string({ minLength: 1 }), (secret, ctx) => {
         const sealed = ring.seal(secret, ctx);
         expect(ring.open(sealed, ctx).toString('utf8')).toBe(secret);
-        expect(sealed).not.toContain(Buffer.from(secret).toString('base64url') || '\u0000');
+        if (secret.length >= 12)
+          expect(sealed).not.toContain(Buffer.from(secret).toString('base64url').slice(0, 16));
         expect(() => ring.open(sealed, `${ctx}x`)).toThrow(/integrity/);
       }),
       { numRuns: 200 },

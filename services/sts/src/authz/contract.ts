@@ -16,7 +16,7 @@ export const AUTHZ_PACKAGE = 'caracal.authz';
 export const AUTHZ_QUERY = 'data.caracal.authz.result';
 export const AUTHZ_FILE = 'caracal/authz.rego';
 
-export const AUTHZ_SOURCE = String.raw`package caracal.authz
+export const AUTHZ_SOURCE = `package caracal.authz
 
 import rego.v1
 
