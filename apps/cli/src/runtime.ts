@@ -11,7 +11,9 @@ import { createCoordinator } from '@caracal/coordinator';
 import {
   type CaracalConfig,
   configSchema,
+  createKeyring,
   createLogger,
+  type Keyring,
   type Logger,
   loadConfig,
   SERVICE_NAMES,
@@ -20,11 +22,16 @@ import {
   systemClock,
 } from '@caracal/core';
 import { createGateway } from '@caracal/gateway';
+import { stateMigrations } from '@caracal/state';
 import { type Db, type Migration, mergeMigrations, migrate, openDb, storeMigrations } from '@caracal/store';
 import { createSts } from '@caracal/sts';
 
 /** Every migration of the product, in version order. */
-export const productMigrations: Migration[] = mergeMigrations(storeMigrations, busMigrations);
+export const productMigrations: Migration[] = mergeMigrations(
+  storeMigrations,
+  busMigrations,
+  stateMigrations,
+);
 
 export interface GlobalFlags {
   data?: string;
@@ -127,7 +134,9 @@ function redact(url: string): string {
   return u.toString();
 }
 
-type Factory = (deps: Parameters<typeof createApi>[0]) => Service;
+/** Everything a service factory may take; each takes the part it needs. */
+type StackDeps = Parameters<typeof createApi>[0] & { keyring: Keyring; adminToken: string };
+type Factory = (deps: StackDeps) => Service;
 const FACTORIES: Record<ServiceName, Factory> = {
   api: createApi,
   console: createConsole,
@@ -172,6 +181,7 @@ export async function openStack(
     await db.close();
     throw err;
   }
+  const keyring = createKeyring(secrets.masterKey, config.previousMasterKeys);
   const services = names.map((name, i) =>
     FACTORIES[name]({
       config,
@@ -180,6 +190,8 @@ export async function openStack(
       db,
       bus,
       migrations: productMigrations,
+      keyring,
+      adminToken: secrets.adminToken,
       processMetrics: i === 0,
     }),
   );

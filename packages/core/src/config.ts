@@ -81,6 +81,19 @@ export const configSchema = z.strictObject({
       pollMs: z.coerce.number().int().min(1).default(200),
     })
     .prefault({}),
+  sts: z
+    .strictObject({
+      /** `iss` of mandates; default http://<host>:<ports.sts>. */
+      issuer: z.string().url().optional(),
+      /** `aud` of mandates presented to the Gateway. */
+      gatewayAudience: z.string().min(1).default('caracal-gateway'),
+      /** How often zone versions are polled for changed state and policy. */
+      zonePollMs: z.coerce.number().int().min(100).default(2_000),
+      /** Policy older than this (since last confirmed current) makes the STS not ready. */
+      policyStaleBudgetMs: z.coerce.number().int().min(1000).default(300_000),
+      mintsPerMinute: z.coerce.number().int().min(1).default(1000),
+    })
+    .prefault({}),
   spool: z
     .strictObject({
       fsyncIntervalMs: z.coerce.number().int().min(0).default(5),

@@ -1,13 +1,189 @@
-import { attachBus, type Bus } from '@caracal/bus';
-import { createServiceBase, type Service, type ServiceContext } from '@caracal/core';
+import { join } from 'node:path';
+import {
+  attachBus,
+  type Bus,
+  createReplaySpool,
+  publishOrSpool,
+  type ReplaySpool,
+  type SealedMessage,
+  type SpoolDrainer,
+} from '@caracal/bus';
+import {
+  CaracalError,
+  Counter,
+  createServiceBase,
+  type Keyring,
+  type Service,
+  type ServiceContext,
+  sendProblem,
+} from '@caracal/core';
 import { attachDb, type Db, type Migration } from '@caracal/store';
+import { z } from 'zod';
+import { PolicyBundles } from './policy/bundles.js';
+import { type DecisionEvent, exchange, type RateLimiter } from './token/exchange.js';
+import { parseTokenRequest } from './token/request.js';
+import { ZoneDirectory } from './zones.js';
 
-export type StsDeps = ServiceContext & { db: Db; bus: Bus; migrations: Migration[] };
+export { AUTHZ_QUERY, AUTHZ_SOURCE } from './authz/contract.js';
+export { SESSION_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from './token/request.js';
 
-/** The sts service. This step serves /health, /ready and /metrics. */
+/** Stream every STS decision is published on. */
+export const AUDIT_STREAM = 'caracal.audit';
+
+export type StsDeps = ServiceContext & {
+  db: Db;
+  bus: Bus;
+  migrations: Migration[];
+  keyring: Keyring;
+  rateLimiter?: RateLimiter;
+};
+
+/** The STS: RFC 8693 token exchange deciding with the zone's Rego policy and minting mandates. */
 export function createSts(deps: StsDeps): Service {
-  const service = createServiceBase({ name: 'sts', port: deps.config.ports.sts, ctx: deps });
+  const { config, clock } = deps;
+  const service = createServiceBase({ name: 'sts', port: config.ports.sts, ctx: deps });
   attachDb(service, deps.db, deps.migrations);
   attachBus(service, deps.bus);
+  const log = service.logger;
+  const registry = service.metrics.registry;
+  const issuer = config.sts.issuer ?? `http://${config.host}:${config.ports.sts}`;
+  const bundles = new PolicyBundles({ clock, logger: log, registry });
+  const zones = new ZoneDirectory({
+    db: deps.db,
+    keyring: deps.keyring,
+    bundles,
+    clock,
+    logger: log,
+    issuer: () => issuer,
+  });
+  const dropped = new Counter({
+    name: 'caracal_sts_audit_dropped_total',
+    help: 'Decisions refused because their audit event could be neither published nor spooled',
+    registers: [registry],
+  });
+  const decisions = new Counter({
+    name: 'caracal_sts_decisions_total',
+    help: 'Token exchange outcomes',
+    labelNames: ['decision'] as const,
+    registers: [registry],
+  });
+
+  let spool: ReplaySpool<SealedMessage> | undefined;
+  let drainer: SpoolDrainer | undefined;
+  let poller: NodeJS.Timeout | undefined;
+
+  const record = async (event: DecisionEvent) => {
+    decisions.inc({ decision: event.decision });
+    if (!spool) throw new CaracalError('not_started', 503, 'The STS is starting.');
+    try {
+      await publishOrSpool(deps.bus, spool, AUDIT_STREAM, {
+        type: 'sts.decision',
+        payload: event,
+        eventId: event.decision_id,
+      });
+    } catch (err) {
+      dropped.inc();
+      log.error(
+        { err: (err as Error).message, decisionId: event.decision_id },
+        'audit event lost; refusing the exchange',
+      );
+      throw new CaracalError(
+        'audit_unavailable',
+        503,
+        'Evidence cannot be recorded; the exchange is refused.',
+        {
+          error: 'temporarily_unavailable',
+          error_description: 'Evidence cannot be recorded; the exchange is refused.',
+        },
+      );
+    }
+  };
+
+  service.app.post('/oauth/2/token', async (req, reply) => {
+    const tokenRequest = parseTokenRequest(req.body, req.query as Record<string, unknown>);
+    const answer = await exchange(tokenRequest, {
+      zones,
+      bundles,
+      keyring: deps.keyring,
+      clock,
+      gatewayAudience: config.sts.gatewayAudience,
+      mintsPerMinute: config.sts.mintsPerMinute,
+      record,
+      ...(deps.rateLimiter ? { rateLimiter: deps.rateLimiter } : {}),
+    });
+    return reply.header('cache-control', 'no-store').send(answer);
+  });
+
+  service.app.get(
+    '/.well-known/jwks.json',
+    { schema: { querystring: z.strictObject({ zone_id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) }) } },
+    async (req, reply) => {
+      const zone = zones.get(req.query.zone_id);
+      if (!zone)
+        return sendProblem(reply, new CaracalError('zone_not_found', 404, 'Zone not found.'), req.url);
+      return reply.header('cache-control', 'public, max-age=60').send(zone.keyRing.jwks());
+    },
+  );
+
+  service.app.get(
+    '/internal/policy/status/:zoneId',
+    { schema: { params: z.strictObject({ zoneId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) }) } },
+    async (req) => bundles.status(req.params.zoneId),
+  );
+
+  service.checks.add({
+    name: 'zones',
+    budgetMs: config.sts.policyStaleBudgetMs,
+    check: () => {
+      const at = zones.syncedAt();
+      if (at === undefined) return { ok: false, detail: zones.error() ?? 'zones not loaded yet' };
+      return {
+        ok: true,
+        ageMs: clock.now() - at,
+        zones: zones.size(),
+        ...(zones.error() ? { detail: zones.error() } : {}),
+      };
+    },
+  });
+  service.checks.add({
+    name: 'policy',
+    budgetMs: config.sts.policyStaleBudgetMs,
+    check: () => ({ ok: true, ageMs: Math.round(bundles.maxAgeSeconds() * 1000) }),
+  });
+  service.checks.add({
+    name: 'spool',
+    check: () => {
+      if (!spool) return { ok: false, detail: 'not open' };
+      const s = spool.status();
+      return { ok: true, entries: s.entries, oldestAgeSeconds: spool.oldestAgeSeconds() };
+    },
+  });
+
+  const sync = async () => {
+    try {
+      await zones.sync();
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'zone sync failed; serving the last snapshots');
+    }
+  };
+
+  service.onStart(async () => {
+    spool = await createReplaySpool<SealedMessage>({
+      dir: join(config.data, 'spool', 'sts'),
+      fsyncIntervalMs: config.spool.fsyncIntervalMs,
+      clock,
+      logger: log,
+      metrics: { registry, prefix: 'caracal_sts' },
+    });
+    drainer = spool.startDrainer({ publish: (m) => deps.bus.publishSealed(m).then(() => {}) });
+    await sync();
+    poller = setInterval(sync, config.sts.zonePollMs);
+    poller.unref();
+  });
+  service.onStop(async () => {
+    if (poller) clearInterval(poller);
+    await drainer?.stop();
+    await spool?.close();
+  });
   return service;
 }

@@ -28,8 +28,13 @@ const STATUS: Record<OAuthErrorCode, number> = {
  * An OAuth error as problem+json: `code` and the OAuth members `error` / `error_description` carry
  * the same value, so OAuth clients and problem+json clients both read it.
  */
-export function oauthError(error: OAuthErrorCode, description: string, extras: Record<string, unknown> = {}) {
-  return new CaracalError(error, STATUS[error], description, {
+export function oauthError(
+  error: OAuthErrorCode,
+  description: string,
+  extras: Record<string, unknown> = {},
+  status: number = STATUS[error],
+) {
+  return new CaracalError(error, status, description, {
     error,
     error_description: description,
     ...extras,

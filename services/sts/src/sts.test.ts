@@ -1,0 +1,232 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { busMigrations, createBus } from '@caracal/bus';
+import {
+  configSchema,
+  createKeyring,
+  createLogger,
+  loadConfig,
+  type Service,
+  systemClock,
+} from '@caracal/core';
+import {
+  activatePolicySet,
+  createApplication,
+  createPolicySet,
+  createPolicyVersion,
+  createResource,
+  createZone,
+  putDataDocument,
+  stateMigrations,
+} from '@caracal/state';
+import { mergeMigrations, migrate, storeMigrations } from '@caracal/store';
+import { openTestDb, type TestDb } from '@caracal/store/testing';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSts, TOKEN_EXCHANGE_GRANT } from './index.js';
+
+const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+const keyring = createKeyring('m'.repeat(40));
+const migrations = mergeMigrations(storeMigrations, busMigrations, stateMigrations);
+
+let t: TestDb;
+let sts: Service;
+let url: string;
+let secret: string;
+let appId: string;
+let dataDir: string;
+let bus: ReturnType<typeof createBus>;
+const ctx = () => ({ keyring, now: Date.now(), actor: 'test' });
+
+async function token(fields: Record<string, string | string[]>) {
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) for (const x of Array.isArray(v) ? v : [v]) body.append(k, x);
+  const res = await fetch(`${url}/oauth/2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body,
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+const exchangeFor = (over: Record<string, string | string[]> = {}) =>
+  token({
+    grant_type: TOKEN_EXCHANGE_GRANT,
+    zone_id: 'z1',
+    application_id: appId,
+    client_secret: secret,
+    resource: 'resource://crm/contacts',
+    scope: 'read',
+    ...over,
+  });
+
+async function activate(source: string) {
+  const { policy } = await createPolicyVersion(t.db, ctx(), 'z1', { name: 'adopter', source });
+  const { policySet } = await createPolicySet(t.db, ctx(), 'z1', {
+    modules: [{ name: 'adopter', version: policy.version }],
+  });
+  return activatePolicySet(t.db, ctx(), 'z1', policySet.version);
+}
+
+async function until(fn: () => Promise<boolean>, ms = 5000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('condition not met in time');
+}
+
+beforeAll(async () => {
+  t = await openTestDb('postgres');
+  await migrate(t.db, migrations);
+  dataDir = mkdtempSync(join(tmpdir(), 'caracal-sts-'));
+  await createZone(t.db, ctx(), { id: 'z1', name: 'Zone one' });
+  await createZone(t.db, ctx(), { id: 'z2', name: 'Zone two' });
+  const app = await createApplication(t.db, ctx(), 'z1', { name: 'agent' });
+  appId = app.application.id;
+  secret = app.client_secret;
+  await createResource(t.db, ctx(), 'z1', {
+    identifier: 'resource://crm/contacts',
+    scopes: ['read', 'write'],
+    upstream_url: 'https://crm.example.com/api',
+  });
+  await createResource(t.db, ctx(), 'z2', {
+    identifier: 'resource://hr/payroll',
+    scopes: ['read'],
+    upstream_url: 'https://hr.example.com/api',
+  });
+  await putDataDocument(t.db, ctx(), 'z1', {
+    document: {
+      app_ids: { [appId]: true },
+      grants: {
+        [appId]: [
+          { id: 'g-crm', resource: 'resource://crm/*', scopes: ['read', 'write'], approval_tier: 'high' },
+        ],
+      },
+      approval_tiers: { high: { requires_approval: false } },
+    },
+  });
+  await activate(
+    'package caracal.authz\n\nimport rego.v1\n\ndeny contains "no_writes_in_test" if "write" in input.scopes\n',
+  );
+  const config = loadConfig(configSchema, {
+    env: {},
+    flags: { data: dataDir, ports: { sts: 0 }, sts: { zonePollMs: 200 }, logLevel: 'silent' },
+  });
+  bus = createBus({ db: t.db, hmacKey: 'h'.repeat(40), producerId: 'sts-test', clock: systemClock, logger });
+  sts = createSts({
+    config,
+    logger,
+    clock: systemClock,
+    db: t.db,
+    bus,
+    migrations,
+    keyring,
+    processMetrics: false,
+  });
+  url = await sts.start();
+});
+
+afterAll(async () => {
+  await sts?.stop();
+  await t?.cleanup();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('STS token exchange on real Postgres', () => {
+  it('mints a gateway mandate that jose verifies against the JWKS', async () => {
+    const res = await exchangeFor();
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      issued_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      token_type: 'N_A',
+      scope: 'read',
+    });
+    const jwks = await (await fetch(`${url}/.well-known/jwks.json?zone_id=z1`)).json();
+    const { payload, protectedHeader } = await jwtVerify(
+      res.body.access_token as string,
+      createLocalJWKSet(jwks),
+    );
+    expect(protectedHeader.alg).toBe('ES256');
+    expect(payload).toMatchObject({
+      use: 'gateway',
+      zone_id: 'z1',
+      client_id: appId,
+      resources: ['resource://crm/contacts'],
+      scope: 'read',
+    });
+    expect((payload.exp as number) - (payload.iat as number)).toBeLessThanOrEqual(300);
+  });
+
+  it('answers every refusal with an OAuth error and never a token', async () => {
+    const cases: [Record<string, string>, number, string][] = [
+      [{ client_secret: 'wrong' }, 401, 'invalid_client'],
+      [{ application_id: 'nope' }, 401, 'invalid_client'],
+      [{ zone_id: 'z9' }, 401, 'invalid_client'],
+      [{ resource: 'resource://hr/payroll' }, 400, 'invalid_target'], // exists, but in another zone
+      [{ scope: 'admin' }, 400, 'invalid_scope'],
+      [{ scope: 'write' }, 403, 'access_denied'], // the adopter's deny rule
+    ];
+    for (const [over, status, error] of cases) {
+      const res = await exchangeFor(over);
+      expect([res.status, res.body.error]).toEqual([status, error]);
+      expect(res.body.access_token).toBeUndefined();
+      expect(JSON.stringify(res.body)).not.toContain(secret);
+    }
+    const denied = await exchangeFor({ scope: 'write' });
+    expect(denied.body.reasons).toEqual(['no_writes_in_test']);
+  });
+
+  it('refuses a broken activation and keeps serving the active policy', async () => {
+    // The control plane compiles before activating; the STS's own keep-last-good is unit-tested in bundles.test.ts.
+    await expect(activate('package caracal.authz\n\nallow if {')).rejects.toMatchObject({
+      code: 'policy_compile_failed',
+    });
+    const status = await (await fetch(`${url}/internal/policy/status/z1`)).json();
+    expect(status).toMatchObject({ loaded: true });
+    expect((await exchangeFor()).status).toBe(200);
+  });
+
+  it('picks up a new activation within the poll interval', async () => {
+    await activate('package caracal.authz\n\nimport rego.v1\n\ndeny contains "everything_frozen" if true\n');
+    await until(async () => (await exchangeFor()).body.error === 'access_denied');
+    expect((await exchangeFor()).body.reasons).toEqual(['everything_frozen']);
+    await activate(
+      'package caracal.authz\n\nimport rego.v1\n\ndeny contains "no_writes_in_test" if "write" in input.scopes\n',
+    );
+    await until(async () => (await exchangeFor()).status === 200);
+  });
+
+  it('denies everything in a zone without an activated policy', async () => {
+    const app2 = await createApplication(t.db, ctx(), 'z2', { name: 'agent2' });
+    await until(async () => {
+      const res = await exchangeFor({
+        zone_id: 'z2',
+        application_id: app2.application.id,
+        client_secret: app2.client_secret,
+        resource: 'resource://hr/payroll',
+      });
+      return res.status === 503 && res.body.error === 'temporarily_unavailable';
+    });
+  });
+
+  it('records every decision, allowed or not, on the audit stream before answering', async () => {
+    const before = await bus.length('caracal.audit');
+    await exchangeFor();
+    await exchangeFor({ client_secret: 'wrong' });
+    await exchangeFor({ scope: 'write' });
+    expect(await bus.length('caracal.audit')).toBe(before + 3);
+  });
+
+  it('reports readiness per dependency and the policy metrics', async () => {
+    const ready = await (await fetch(`${url}/ready`)).json();
+    expect(ready.ready).toBe(true);
+    expect(Object.keys(ready.checks).sort()).toEqual(['bus', 'db', 'policy', 'schema', 'spool', 'zones']);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/caracal_sts_opa_max_policy_age_seconds \d/);
+    expect(metrics).toMatch(/caracal_sts_decisions_total\{decision="allow"\} \d+/);
+  });
+});
