@@ -1,0 +1,152 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { busMigrations, createBus } from '@caracal/bus';
+import {
+  configSchema,
+  createFaultProxy,
+  createKeyring,
+  createLogger,
+  type FaultProxy,
+  loadConfig,
+  type Service,
+  systemClock,
+} from '@caracal/core';
+import {
+  activatePolicySet,
+  createApplication,
+  createPolicySet,
+  createPolicyVersion,
+  createResource,
+  createZone,
+  putDataDocument,
+  stateMigrations,
+} from '@caracal/state';
+import { mergeMigrations, migrate, storeMigrations } from '@caracal/store';
+import { openTestDb, type TestDb } from '@caracal/store/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AUDIT_STREAM, createSts, TOKEN_EXCHANGE_GRANT } from './index.js';
+
+const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+const keyring = createKeyring('m'.repeat(40));
+const migrations = mergeMigrations(storeMigrations, busMigrations, stateMigrations);
+const prefix = `sts-faults-${process.pid}-${Date.now()}:`;
+
+let t: TestDb;
+let sts: Service;
+let url: string;
+let redisProxy: FaultProxy;
+let dataDir: string;
+let form: URLSearchParams;
+let bus: ReturnType<typeof createBus>;
+
+const mint = async () => {
+  const res = await fetch(`${url}/oauth/2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: form,
+  });
+  return res.status;
+};
+const metric = async (name: string) => {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(text.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1] ?? Number.NaN);
+};
+
+beforeAll(async () => {
+  t = await openTestDb('postgres');
+  await migrate(t.db, migrations);
+  dataDir = mkdtempSync(join(tmpdir(), 'caracal-sts-faults-'));
+  const ctx = { keyring, now: Date.now(), actor: 'test' };
+  await createZone(t.db, ctx, { id: 'z1', name: 'Zone one' });
+  const app = await createApplication(t.db, ctx, 'z1', { name: 'agent' });
+  await createResource(t.db, ctx, 'z1', {
+    identifier: 'resource://crm/contacts',
+    scopes: ['read'],
+    upstream_url: 'https://crm.example.com',
+  });
+  await putDataDocument(t.db, ctx, 'z1', {
+    document: {
+      app_ids: { [app.application.id]: true },
+      grants: { [app.application.id]: [{ id: 'g', resource: 'resource://crm/*', scopes: ['read'] }] },
+    },
+  });
+  const { policy } = await createPolicyVersion(t.db, ctx, 'z1', {
+    name: 'p',
+    source: 'package caracal.authz\n',
+  });
+  const { policySet } = await createPolicySet(t.db, ctx, 'z1', {
+    modules: [{ name: 'p', version: policy.version }],
+  });
+  await activatePolicySet(t.db, ctx, 'z1', policySet.version);
+  form = new URLSearchParams({
+    grant_type: TOKEN_EXCHANGE_GRANT,
+    zone_id: 'z1',
+    application_id: app.application.id,
+    client_secret: app.client_secret,
+    resource: 'resource://crm/contacts',
+    scope: 'read',
+  });
+  redisProxy = await createFaultProxy({ host: '127.0.0.1', port: 6379 });
+  bus = createBus({
+    redisUrl: redisProxy.url('redis'),
+    keyPrefix: prefix,
+    hmacKey: 'h'.repeat(40),
+    producerId: 'sts-faults',
+    clock: systemClock,
+    logger,
+    commandTimeoutMs: 300,
+  });
+  const config = loadConfig(configSchema, {
+    env: {},
+    flags: { data: dataDir, ports: { sts: 0 }, logLevel: 'silent' },
+  });
+  sts = createSts({
+    config,
+    logger,
+    clock: systemClock,
+    db: t.db,
+    bus,
+    migrations,
+    keyring,
+    processMetrics: false,
+  });
+  url = await sts.start();
+});
+
+afterAll(async () => {
+  await sts?.stop();
+  await bus?.close();
+  await redisProxy?.close();
+  await t?.cleanup();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('STS with the bus cut off', () => {
+  it('spools decisions while Redis is unreachable and drains them, in order, once it returns', async () => {
+    expect(await mint()).toBe(200);
+    const baseline = await bus.length(AUDIT_STREAM);
+    expect(baseline).toBe(1);
+
+    redisProxy.set('reset');
+    for (let i = 0; i < 5; i++) expect(await mint()).toBe(200);
+    expect(await metric('caracal_sts_audit_replay_oldest_age_seconds')).toBeGreaterThanOrEqual(0);
+    const ready = await (await fetch(`${url}/ready`)).json();
+    expect(ready.checks.spool.entries).toBe(5);
+    expect(ready.checks.bus.ok).toBe(false);
+
+    redisProxy.set('pass');
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && (await bus.length(AUDIT_STREAM).catch(() => 0)) < 6) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await bus.length(AUDIT_STREAM)).toBe(6);
+    await bus.ensureGroup(AUDIT_STREAM, 'check', '0');
+    const entries = await bus.read(AUDIT_STREAM, 'check', 'c1', { count: 100 });
+    const seqs = entries.map((e) => e.message.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(new Set(entries.map((e) => e.message.eventId)).size).toBe(6);
+    expect(await metric('caracal_sts_audit_dropped_total')).toBe(0);
+  }, 40_000);
+});
