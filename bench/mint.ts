@@ -3,22 +3,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { busMigrations } from '@caracal/bus';
 import { createKeyring } from '@caracal/core';
-import {
-  activatePolicySet,
-  createApplication,
-  createPolicySet,
-  createPolicyVersion,
-  createResource,
-  createZone,
-  putDataDocument,
-  stateMigrations,
-} from '@caracal/state';
-import { mergeMigrations, migrate, storeMigrations } from '@caracal/store';
+import { migrate } from '@caracal/store';
 import { openTestDb } from '@caracal/store/testing';
 import autocannon from 'autocannon';
-import { TOKEN_EXCHANGE_GRANT } from '../services/sts/src/index.js';
+import { seedZone, stsTestMigrations } from '../services/sts/src/testing.js';
 import { freePort, run, runTs } from '../test/support.js';
 import type { BenchResult, BenchSuite } from './harness.js';
 
@@ -55,38 +44,9 @@ export const mintSuite: BenchSuite = {
     const data = mkdtempSync(join(tmpdir(), 'caracal-bench-mint-'));
     const children: ReturnType<typeof run>[] = [];
     try {
-      await migrate(t.db, mergeMigrations(storeMigrations, busMigrations, stateMigrations));
-      const ctx = { keyring: createKeyring(MASTER), now: Date.now(), actor: 'bench' };
-      await createZone(t.db, ctx, { id: 'bench', name: 'Bench' });
-      const app = await createApplication(t.db, ctx, 'bench', { name: 'agent' });
-      await createResource(t.db, ctx, 'bench', {
-        identifier: 'resource://crm/contacts',
-        scopes: ['read'],
-        upstream_url: 'https://crm.example.com',
-      });
-      const id = app.application.id;
-      await putDataDocument(t.db, ctx, 'bench', {
-        document: {
-          app_ids: { [id]: true },
-          grants: { [id]: [{ id: 'g', resource: 'resource://crm/*', scopes: ['read'] }] },
-        },
-      });
-      const { policy } = await createPolicyVersion(t.db, ctx, 'bench', {
-        name: 'p',
-        source: 'package caracal.authz\n',
-      });
-      const { policySet } = await createPolicySet(t.db, ctx, 'bench', {
-        modules: [{ name: 'p', version: policy.version }],
-      });
-      await activatePolicySet(t.db, ctx, 'bench', policySet.version);
-      const body = new URLSearchParams({
-        grant_type: TOKEN_EXCHANGE_GRANT,
-        zone_id: 'bench',
-        application_id: id,
-        client_secret: app.client_secret,
-        resource: 'resource://crm/contacts',
-        scope: 'read',
-      }).toString();
+      await migrate(t.db, stsTestMigrations);
+      const zone = await seedZone(t.db, createKeyring(MASTER), { zoneId: 'bench' });
+      const body = new URLSearchParams(zone.form).toString();
 
       const floor = runTs('bench/fixtures/mint-floor.ts');
       children.push(floor);

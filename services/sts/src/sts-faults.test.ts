@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { busMigrations, createBus } from '@caracal/bus';
+import { createBus } from '@caracal/bus';
 import {
   configSchema,
   createFaultProxy,
@@ -13,24 +13,14 @@ import {
   type Service,
   systemClock,
 } from '@caracal/core';
-import {
-  activatePolicySet,
-  createApplication,
-  createPolicySet,
-  createPolicyVersion,
-  createResource,
-  createZone,
-  putDataDocument,
-  stateMigrations,
-} from '@caracal/state';
-import { mergeMigrations, migrate, storeMigrations } from '@caracal/store';
+import { migrate } from '@caracal/store';
 import { openTestDb, type TestDb } from '@caracal/store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUDIT_STREAM, createSts, TOKEN_EXCHANGE_GRANT } from './index.js';
+import { AUDIT_STREAM, createSts } from './index.js';
+import { stsTestMigrations as migrations, seedZone } from './testing.js';
 
 const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 const keyring = createKeyring('m'.repeat(40));
-const migrations = mergeMigrations(storeMigrations, busMigrations, stateMigrations);
 const prefix = `sts-faults-${process.pid}-${Date.now()}:`;
 
 let t: TestDb;
@@ -58,36 +48,7 @@ beforeAll(async () => {
   t = await openTestDb('postgres');
   await migrate(t.db, migrations);
   dataDir = mkdtempSync(join(tmpdir(), 'caracal-sts-faults-'));
-  const ctx = { keyring, now: Date.now(), actor: 'test' };
-  await createZone(t.db, ctx, { id: 'z1', name: 'Zone one' });
-  const app = await createApplication(t.db, ctx, 'z1', { name: 'agent' });
-  await createResource(t.db, ctx, 'z1', {
-    identifier: 'resource://crm/contacts',
-    scopes: ['read'],
-    upstream_url: 'https://crm.example.com',
-  });
-  await putDataDocument(t.db, ctx, 'z1', {
-    document: {
-      app_ids: { [app.application.id]: true },
-      grants: { [app.application.id]: [{ id: 'g', resource: 'resource://crm/*', scopes: ['read'] }] },
-    },
-  });
-  const { policy } = await createPolicyVersion(t.db, ctx, 'z1', {
-    name: 'p',
-    source: 'package caracal.authz\n',
-  });
-  const { policySet } = await createPolicySet(t.db, ctx, 'z1', {
-    modules: [{ name: 'p', version: policy.version }],
-  });
-  await activatePolicySet(t.db, ctx, 'z1', policySet.version);
-  form = new URLSearchParams({
-    grant_type: TOKEN_EXCHANGE_GRANT,
-    zone_id: 'z1',
-    application_id: app.application.id,
-    client_secret: app.client_secret,
-    resource: 'resource://crm/contacts',
-    scope: 'read',
-  });
+  form = new URLSearchParams((await seedZone(t.db, keyring)).form);
   redisProxy = await createFaultProxy({ host: '127.0.0.1', port: 6379 });
   bus = createBus({
     redisUrl: redisProxy.url('redis'),
@@ -132,9 +93,11 @@ describe('STS with the bus cut off', () => {
     redisProxy.set('reset');
     for (let i = 0; i < 5; i++) expect(await mint()).toBe(200);
     expect(await metric('caracal_sts_audit_replay_oldest_age_seconds')).toBeGreaterThanOrEqual(0);
-    const ready = await (await fetch(`${url}/ready`)).json();
-    expect(ready.checks.spool.entries).toBe(5);
-    expect(ready.checks.bus.ok).toBe(false);
+    const ready = (await (await fetch(`${url}/ready`)).json()) as {
+      checks: Record<string, { ok: boolean; entries?: number }>;
+    };
+    expect(ready.checks.spool?.entries).toBe(5);
+    expect(ready.checks.bus?.ok).toBe(false);
 
     redisProxy.set('pass');
     const deadline = Date.now() + 15_000;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { busMigrations, createBus } from '@caracal/bus';
+import { createBus } from '@caracal/bus';
 import {
   configSchema,
   createKeyring,
@@ -11,29 +11,21 @@ import {
   type Service,
   systemClock,
 } from '@caracal/core';
-import {
-  activatePolicySet,
-  createApplication,
-  createPolicySet,
-  createPolicyVersion,
-  createResource,
-  createZone,
-  putDataDocument,
-  stateMigrations,
-} from '@caracal/state';
-import { mergeMigrations, migrate, storeMigrations } from '@caracal/store';
+import { createApplication, createResource, createZone } from '@caracal/state';
+import { migrate } from '@caracal/store';
 import { openTestDb, type TestDb } from '@caracal/store/testing';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSts, TOKEN_EXCHANGE_GRANT } from './index.js';
+import { createSts } from './index.js';
+import { stsTestMigrations as migrations, type SeededZone, seedZone } from './testing.js';
 
 const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 const keyring = createKeyring('m'.repeat(40));
-const migrations = mergeMigrations(storeMigrations, busMigrations, stateMigrations);
 
 let t: TestDb;
 let sts: Service;
 let url: string;
+let zone: SeededZone;
 let secret: string;
 let appId: string;
 let dataDir: string;
@@ -51,24 +43,8 @@ async function token(fields: Record<string, string | string[]>) {
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-const exchangeFor = (over: Record<string, string | string[]> = {}) =>
-  token({
-    grant_type: TOKEN_EXCHANGE_GRANT,
-    zone_id: 'z1',
-    application_id: appId,
-    client_secret: secret,
-    resource: 'resource://crm/contacts',
-    scope: 'read',
-    ...over,
-  });
-
-async function activate(source: string) {
-  const { policy } = await createPolicyVersion(t.db, ctx(), 'z1', { name: 'adopter', source });
-  const { policySet } = await createPolicySet(t.db, ctx(), 'z1', {
-    modules: [{ name: 'adopter', version: policy.version }],
-  });
-  return activatePolicySet(t.db, ctx(), 'z1', policySet.version);
-}
+const exchangeFor = (over: Record<string, string | string[]> = {}) => token({ ...zone.form, ...over });
+const activate = (source: string) => zone.activate(source);
 
 async function until(fn: () => Promise<boolean>, ms = 5000) {
   const end = Date.now() + ms;
@@ -83,35 +59,19 @@ beforeAll(async () => {
   t = await openTestDb('postgres');
   await migrate(t.db, migrations);
   dataDir = mkdtempSync(join(tmpdir(), 'caracal-sts-'));
-  await createZone(t.db, ctx(), { id: 'z1', name: 'Zone one' });
-  await createZone(t.db, ctx(), { id: 'z2', name: 'Zone two' });
-  const app = await createApplication(t.db, ctx(), 'z1', { name: 'agent' });
-  appId = app.application.id;
-  secret = app.client_secret;
-  await createResource(t.db, ctx(), 'z1', {
-    identifier: 'resource://crm/contacts',
+  zone = await seedZone(t.db, keyring, {
     scopes: ['read', 'write'],
-    upstream_url: 'https://crm.example.com/api',
+    policy:
+      'package caracal.authz\n\nimport rego.v1\n\ndeny contains "no_writes_in_test" if "write" in input.scopes\n',
   });
+  appId = zone.appId;
+  secret = zone.secret;
+  await createZone(t.db, ctx(), { id: 'z2', name: 'Zone two' });
   await createResource(t.db, ctx(), 'z2', {
     identifier: 'resource://hr/payroll',
     scopes: ['read'],
     upstream_url: 'https://hr.example.com/api',
   });
-  await putDataDocument(t.db, ctx(), 'z1', {
-    document: {
-      app_ids: { [appId]: true },
-      grants: {
-        [appId]: [
-          { id: 'g-crm', resource: 'resource://crm/*', scopes: ['read', 'write'], approval_tier: 'high' },
-        ],
-      },
-      approval_tiers: { high: { requires_approval: false } },
-    },
-  });
-  await activate(
-    'package caracal.authz\n\nimport rego.v1\n\ndeny contains "no_writes_in_test" if "write" in input.scopes\n',
-  );
   const config = loadConfig(configSchema, {
     env: {},
     flags: { data: dataDir, ports: { sts: 0 }, sts: { zonePollMs: 200 }, logLevel: 'silent' },
@@ -145,7 +105,9 @@ describe('STS token exchange on real Postgres', () => {
       token_type: 'N_A',
       scope: 'read',
     });
-    const jwks = await (await fetch(`${url}/.well-known/jwks.json?zone_id=z1`)).json();
+    const jwks = (await (await fetch(`${url}/.well-known/jwks.json?zone_id=z1`)).json()) as Parameters<
+      typeof createLocalJWKSet
+    >[0];
     const { payload, protectedHeader } = await jwtVerify(
       res.body.access_token as string,
       createLocalJWKSet(jwks),
@@ -222,7 +184,10 @@ describe('STS token exchange on real Postgres', () => {
   });
 
   it('reports readiness per dependency and the policy metrics', async () => {
-    const ready = await (await fetch(`${url}/ready`)).json();
+    const ready = (await (await fetch(`${url}/ready`)).json()) as {
+      ready: boolean;
+      checks: Record<string, unknown>;
+    };
     expect(ready.ready).toBe(true);
     expect(Object.keys(ready.checks).sort()).toEqual(['bus', 'db', 'policy', 'schema', 'spool', 'zones']);
     const metrics = await (await fetch(`${url}/metrics`)).text();

@@ -1,0 +1,79 @@
+// Seeds a zone the STS can mint for, through the control-plane domain functions; for tests and benchmarks.
+import { busMigrations } from '@caracal/bus';
+import type { Keyring } from '@caracal/core';
+import {
+  activatePolicySet,
+  createApplication,
+  createPolicySet,
+  createPolicyVersion,
+  createResource,
+  createZone,
+  putDataDocument,
+  stateMigrations,
+} from '@caracal/state';
+import { type Db, type Migration, mergeMigrations, storeMigrations } from '@caracal/store';
+import { TOKEN_EXCHANGE_GRANT } from './token/request.js';
+
+/** The tables an STS needs. */
+export const stsTestMigrations: Migration[] = mergeMigrations(
+  storeMigrations,
+  busMigrations,
+  stateMigrations,
+);
+
+export interface SeededZone {
+  zoneId: string;
+  appId: string;
+  secret: string;
+  /** Form fields of an exchange the zone's policy allows. */
+  form: Record<string, string>;
+  /** Activate a new policy set made of one adopter module. */
+  activate(source: string): Promise<unknown>;
+}
+
+/** A zone with one application granted `scopes` on `resource://crm/*`, and an activated adopter policy. */
+export async function seedZone(
+  db: Db,
+  keyring: Keyring,
+  opts: { zoneId?: string; scopes?: string[]; policy?: string; grant?: Record<string, unknown> } = {},
+): Promise<SeededZone> {
+  const zoneId = opts.zoneId ?? 'z1';
+  const scopes = opts.scopes ?? ['read'];
+  const ctx = () => ({ keyring, now: Date.now(), actor: 'test' });
+  await createZone(db, ctx(), { id: zoneId, name: `Zone ${zoneId}` });
+  const app = await createApplication(db, ctx(), zoneId, { name: 'agent' });
+  const appId = app.application.id;
+  await createResource(db, ctx(), zoneId, {
+    identifier: 'resource://crm/contacts',
+    scopes,
+    upstream_url: 'https://crm.example.com/api',
+  });
+  await putDataDocument(db, ctx(), zoneId, {
+    document: {
+      app_ids: { [appId]: true },
+      grants: { [appId]: [{ id: 'g-crm', resource: 'resource://crm/*', scopes, ...opts.grant }] },
+    },
+  });
+  const activate = async (source: string) => {
+    const { policy } = await createPolicyVersion(db, ctx(), zoneId, { name: 'adopter', source });
+    const { policySet } = await createPolicySet(db, ctx(), zoneId, {
+      modules: [{ name: 'adopter', version: policy.version }],
+    });
+    return activatePolicySet(db, ctx(), zoneId, policySet.version);
+  };
+  await activate(opts.policy ?? 'package caracal.authz\n');
+  return {
+    zoneId,
+    appId,
+    secret: app.client_secret,
+    form: {
+      grant_type: TOKEN_EXCHANGE_GRANT,
+      zone_id: zoneId,
+      application_id: appId,
+      client_secret: app.client_secret,
+      resource: 'resource://crm/contacts',
+      scope: scopes[0]!,
+    },
+    activate,
+  };
+}
