@@ -1,6 +1,7 @@
 import { ConfigError } from '@caracal/core';
 import { registerPolicyCommands } from '@caracal/rego/cli';
 import { Command, Option } from 'commander';
+import { registerDemoCommand } from './demo.js';
 import { registerMigrateCommands } from './migrate.js';
 import { registerServeCommands } from './serve.js';
 import { registerStatusCommand } from './status.js';
@@ -30,6 +31,7 @@ registerServeCommands(program);
 registerStatusCommand(program);
 registerMigrateCommands(program);
 registerPolicyCommands(program);
+registerDemoCommand(program);
 
 try {
   await program.parseAsync(process.argv);
