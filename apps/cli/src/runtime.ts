@@ -24,13 +24,14 @@ import {
 import { createGateway } from '@caracal/gateway';
 import { stateMigrations } from '@caracal/state';
 import { type Db, type Migration, mergeMigrations, migrate, openDb, storeMigrations } from '@caracal/store';
-import { createSts } from '@caracal/sts';
+import { createSts, stsMigrations } from '@caracal/sts';
 
 /** Every migration of the product, in version order. */
 export const productMigrations: Migration[] = mergeMigrations(
   storeMigrations,
   busMigrations,
   stateMigrations,
+  stsMigrations,
 );
 
 export interface GlobalFlags {

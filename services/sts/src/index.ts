@@ -20,11 +20,13 @@ import {
 import { attachDb, type Db, type Migration } from '@caracal/store';
 import { z } from 'zod';
 import { PolicyBundles } from './policy/bundles.js';
-import { type DecisionEvent, exchange, type RateLimiter } from './token/exchange.js';
+import { createPostgresRateLimiter, createRedisRateLimiter, type RateLimiter } from './ratelimit/index.js';
+import { type DecisionEvent, exchange } from './token/exchange.js';
 import { parseTokenRequest } from './token/request.js';
 import { ZoneDirectory } from './zones.js';
 
 export { AUTHZ_QUERY, AUTHZ_SOURCE } from './authz/contract.js';
+export { stsMigrations } from './migrations/index.js';
 export { SESSION_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from './token/request.js';
 
 /** Stream every STS decision is published on. */
@@ -35,6 +37,7 @@ export type StsDeps = ServiceContext & {
   bus: Bus;
   migrations: Migration[];
   keyring: Keyring;
+  /** Default: Redis when configured, else the database. */
   rateLimiter?: RateLimiter;
 };
 
@@ -67,6 +70,12 @@ export function createSts(deps: StsDeps): Service {
     labelNames: ['decision'] as const,
     registers: [registry],
   });
+
+  const rateLimiter =
+    deps.rateLimiter ??
+    (config.redisUrl
+      ? createRedisRateLimiter({ url: config.redisUrl, keyPrefix: `${config.redisKeyPrefix}sts:mint:` })
+      : createPostgresRateLimiter({ db: deps.db, clock, logger: log }));
 
   let spool: ReplaySpool<SealedMessage> | undefined;
   let drainer: SpoolDrainer | undefined;
@@ -109,7 +118,7 @@ export function createSts(deps: StsDeps): Service {
       gatewayAudience: config.sts.gatewayAudience,
       mintsPerMinute: config.sts.mintsPerMinute,
       record,
-      ...(deps.rateLimiter ? { rateLimiter: deps.rateLimiter } : {}),
+      rateLimiter,
     });
     return reply.header('cache-control', 'no-store').send(answer);
   });
@@ -184,6 +193,7 @@ export function createSts(deps: StsDeps): Service {
     if (poller) clearInterval(poller);
     await drainer?.stop();
     await spool?.close();
+    if (!deps.rateLimiter) await rateLimiter.close();
   });
   return service;
 }

@@ -12,6 +12,7 @@ import {
   stateMigrations,
 } from '@caracal/state';
 import { type Db, type Migration, mergeMigrations, storeMigrations } from '@caracal/store';
+import { stsMigrations } from './migrations/index.js';
 import { TOKEN_EXCHANGE_GRANT } from './token/request.js';
 
 /** The tables an STS needs. */
@@ -19,6 +20,7 @@ export const stsTestMigrations: Migration[] = mergeMigrations(
   storeMigrations,
   busMigrations,
   stateMigrations,
+  stsMigrations,
 );
 
 export interface SeededZone {

@@ -4,6 +4,7 @@ import { MANDATE_TTL_CAP_SEC } from '@caracal/mandate';
 import { verifyClientSecret } from '@caracal/state';
 import type { AuthzResult } from '../authz/reference.js';
 import type { PolicyBundles } from '../policy/bundles.js';
+import { mintRateKey, type RateLimiter } from '../ratelimit/index.js';
 import type { ZoneDirectory } from '../zones.js';
 import { oauthError } from './errors.js';
 import type { TokenRequest } from './request.js';
@@ -34,14 +35,6 @@ export interface TokenResponse {
   scope: string;
 }
 
-export interface RateLimiter {
-  hit(
-    key: string,
-    limit: number,
-    now: number,
-  ): Promise<{ allowed: boolean; remaining: number; resetAt: number }>;
-}
-
 export interface ExchangeDeps {
   zones: ZoneDirectory;
   bundles: PolicyBundles;
@@ -49,7 +42,7 @@ export interface ExchangeDeps {
   clock: Clock;
   /** `aud` of mandates presented to the Gateway. */
   gatewayAudience: string;
-  rateLimiter?: RateLimiter;
+  rateLimiter: RateLimiter;
   mintsPerMinute: number;
   /** Records the decision before the answer leaves; throws when evidence cannot be kept (the exchange is then refused). */
   record(event: DecisionEvent): Promise<void>;
@@ -117,26 +110,35 @@ export async function exchange(req: TokenRequest, deps: ExchangeDeps): Promise<T
       );
     }
   }
-  if (deps.rateLimiter) {
-    for (const r of req.resources) {
-      const hit = await deps.rateLimiter.hit(
-        `${req.zoneId}|${r}|${req.applicationId}`,
+  for (const r of req.resources) {
+    let hit: Awaited<ReturnType<RateLimiter['hit']>>;
+    try {
+      hit = await deps.rateLimiter.hit(
+        mintRateKey(req.zoneId, r, req.applicationId),
         deps.mintsPerMinute,
         deps.clock.now(),
       );
-      if (!hit.allowed) {
-        const retryAfter = Math.max(1, Math.ceil((hit.resetAt - deps.clock.now()) / 1000));
-        return refuse(
-          oauthError(
-            'temporarily_unavailable',
-            'Mint rate limit reached for this application and resource.',
-            { retry_after: retryAfter },
-            429,
-          ),
-          'deny',
-          ['rate_limited'],
-        );
-      }
+    } catch (err) {
+      // The limiter's store is down: fail closed.
+      return refuse(
+        oauthError('temporarily_unavailable', 'The mint rate limit cannot be checked.'),
+        'error',
+        ['rate_limit_unavailable'],
+        { error: (err as { code?: string }).code ?? 'rate_limit_unavailable' },
+      );
+    }
+    if (!hit.allowed) {
+      const retryAfter = Math.max(1, Math.ceil((hit.resetAt - deps.clock.now()) / 1000));
+      return refuse(
+        oauthError(
+          'temporarily_unavailable',
+          'Mint rate limit reached for this application and resource.',
+          { retry_after: retryAfter },
+          429,
+        ),
+        'deny',
+        ['rate_limited'],
+      );
     }
   }
 
