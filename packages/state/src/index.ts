@@ -32,6 +32,16 @@ export {
   verifyClientSecret,
 } from './applications.js';
 export {
+  type Approval,
+  consumeApproval,
+  DEFAULT_APPROVAL_TTL_SECONDS,
+  decideApproval,
+  decideApprovalInput,
+  getApproval,
+  listApprovals,
+  requestApproval,
+} from './approvals.js';
+export {
   type ChangeEvent,
   CONTROL_EVENT_TYPES,
   CONTROL_STREAM,

@@ -99,6 +99,8 @@ export const CONTROL_EVENT_TYPES = [
   'admin_key.created',
   'admin_key.revoked',
   'rollout_freeze.changed',
+  'approval.requested',
+  'approval.decided',
 ] as const;
 export type ControlEventType = (typeof CONTROL_EVENT_TYPES)[number];
 

@@ -319,6 +319,30 @@ export function registerRoutes(app: HttpApp, deps: RouteDeps): void {
     }),
   );
 
+  // ---- approval holds (requested by the STS, decided here)
+  const approvalParams = z.strictObject({ zoneId: state.zoneId, approvalId: idParam });
+  app.get(
+    '/v1/zones/:zoneId/approvals',
+    { onRequest: zoneGuard, schema: { params: zoneParams, querystring: page } },
+    (req) => state.listApprovals(db, req.params.zoneId, clock.now(), req.query),
+  );
+  app.get(
+    '/v1/zones/:zoneId/approvals/:approvalId',
+    { onRequest: zoneGuard, schema: { params: approvalParams } },
+    async (req) => {
+      const a = await state.getApproval(db, req.params.approvalId, clock.now());
+      if (!a || a.zone_id !== req.params.zoneId) {
+        throw new CaracalError('approval_not_found', 404, `Approval '${req.params.approvalId}' not found.`);
+      }
+      return a;
+    },
+  );
+  app.post(
+    '/v1/zones/:zoneId/approvals/:approvalId/decision',
+    { onRequest: zoneGuard, schema: { params: approvalParams, body: state.decideApprovalInput } },
+    (req) => state.decideApproval(db, ctx(req), req.params.zoneId, req.params.approvalId, req.body),
+  );
+
   // ---- admin keys and the rollout freeze (global)
   app.get('/v1/admin-keys', { onRequest: globalGuard, schema: { querystring: page } }, (req) =>
     state.listAdminKeys(db, req.query),

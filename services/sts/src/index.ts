@@ -17,11 +17,12 @@ import {
   type ServiceContext,
   sendProblem,
 } from '@caracal/core';
+import { consumeApproval, getApproval, requestApproval } from '@caracal/state';
 import { attachDb, type Db, type Migration } from '@caracal/store';
 import { z } from 'zod';
 import { PolicyBundles } from './policy/bundles.js';
 import { createPostgresRateLimiter, createRedisRateLimiter, type RateLimiter } from './ratelimit/index.js';
-import { type DecisionEvent, exchange } from './token/exchange.js';
+import { type ApprovalStore, type DecisionEvent, exchange } from './token/exchange.js';
 import { parseTokenRequest } from './token/request.js';
 import { ZoneDirectory } from './zones.js';
 
@@ -77,6 +78,12 @@ export function createSts(deps: StsDeps): Service {
       ? createRedisRateLimiter({ url: config.redisUrl, keyPrefix: `${config.redisKeyPrefix}sts:mint:` })
       : createPostgresRateLimiter({ db: deps.db, clock, logger: log }));
 
+  const writeCtx = () => ({ keyring: deps.keyring, now: clock.now(), actor: 'sts' });
+  const approvals: ApprovalStore = {
+    request: async (hold) => (await requestApproval(deps.db, writeCtx(), hold)).id,
+    consume: async (use) => (await consumeApproval(deps.db, writeCtx(), use))?.tiers ?? null,
+  };
+
   let spool: ReplaySpool<SealedMessage> | undefined;
   let drainer: SpoolDrainer | undefined;
   let poller: NodeJS.Timeout | undefined;
@@ -119,6 +126,7 @@ export function createSts(deps: StsDeps): Service {
       mintsPerMinute: config.sts.mintsPerMinute,
       record,
       rateLimiter,
+      approvals,
     });
     return reply.header('cache-control', 'no-store').send(answer);
   });
@@ -131,6 +139,33 @@ export function createSts(deps: StsDeps): Service {
       if (!zone)
         return sendProblem(reply, new CaracalError('zone_not_found', 404, 'Zone not found.'), req.url);
       return reply.header('cache-control', 'public, max-age=60').send(zone.keyRing.jwks());
+    },
+  );
+
+  // The agent waits here after `interaction_required`; the id is unguessable (96 random bits) and reveals only the status.
+  service.app.get(
+    '/approvals/:approvalId',
+    {
+      schema: {
+        params: z.strictObject({ approvalId: z.string().regex(/^apr_[0-9a-f]{24}$/) }),
+        querystring: z.strictObject({ wait: z.coerce.number().int().min(0).max(30).optional() }),
+      },
+    },
+    async (req, reply) => {
+      const deadline = clock.now() + (req.query.wait ?? 0) * 1000;
+      for (;;) {
+        const a = await getApproval(deps.db, req.params.approvalId, clock.now());
+        if (!a)
+          return sendProblem(
+            reply,
+            new CaracalError('approval_not_found', 404, 'Approval not found.'),
+            req.url,
+          );
+        if (a.status !== 'pending' || clock.now() >= deadline || req.raw.destroyed) {
+          return { id: a.id, status: a.status, expires_at: a.expires_at };
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
     },
   );
 

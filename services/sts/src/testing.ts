@@ -37,7 +37,13 @@ export interface SeededZone {
 export async function seedZone(
   db: Db,
   keyring: Keyring,
-  opts: { zoneId?: string; scopes?: string[]; policy?: string; grant?: Record<string, unknown> } = {},
+  opts: {
+    zoneId?: string;
+    scopes?: string[];
+    policy?: string;
+    grant?: Record<string, unknown>;
+    data?: Record<string, unknown>;
+  } = {},
 ): Promise<SeededZone> {
   const zoneId = opts.zoneId ?? 'z1';
   const scopes = opts.scopes ?? ['read'];
@@ -54,6 +60,7 @@ export async function seedZone(
     document: {
       app_ids: { [appId]: true },
       grants: { [appId]: [{ id: 'g-crm', resource: 'resource://crm/*', scopes, ...opts.grant }] },
+      ...opts.data,
     },
   });
   const activate = async (source: string) => {

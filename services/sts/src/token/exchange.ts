@@ -35,6 +35,27 @@ export interface TokenResponse {
   scope: string;
 }
 
+/** Approval holds, kept in the control-plane state. */
+export interface ApprovalStore {
+  /** Record a hold; returns the approval id the client waits on. */
+  request(hold: {
+    zoneId: string;
+    applicationId: string;
+    resources: string[];
+    scopes: string[];
+    tiers: string[];
+    reasons: string[];
+  }): Promise<string>;
+  /** Use an approved approval once; the tiers it grants, or null when it is not usable for this request. */
+  consume(use: {
+    id: string;
+    zoneId: string;
+    applicationId: string;
+    resources: string[];
+    scopes: string[];
+  }): Promise<string[] | null>;
+}
+
 export interface ExchangeDeps {
   zones: ZoneDirectory;
   bundles: PolicyBundles;
@@ -43,6 +64,7 @@ export interface ExchangeDeps {
   /** `aud` of mandates presented to the Gateway. */
   gatewayAudience: string;
   rateLimiter: RateLimiter;
+  approvals: ApprovalStore;
   mintsPerMinute: number;
   /** Records the decision before the answer leaves; throws when evidence cannot be kept (the exchange is then refused). */
   record(event: DecisionEvent): Promise<void>;
@@ -142,7 +164,40 @@ export async function exchange(req: TokenRequest, deps: ExchangeDeps): Promise<T
     }
   }
 
+  let approvedTiers: string[] | undefined;
+  if (req.approvalId !== undefined) {
+    let tiers: string[] | null;
+    try {
+      tiers = await deps.approvals.consume({
+        id: req.approvalId,
+        zoneId: req.zoneId,
+        applicationId: req.applicationId,
+        resources: req.resources,
+        scopes: req.scopes,
+      });
+    } catch (err) {
+      return refuse(
+        oauthError('temporarily_unavailable', 'The approval cannot be checked.'),
+        'error',
+        ['approval_unavailable'],
+        { error: (err as { code?: string }).code ?? 'approval_unavailable' },
+      );
+    }
+    if (!tiers) {
+      return refuse(
+        oauthError(
+          'invalid_grant',
+          'The approval is not approved, has expired or been used, or does not cover this request.',
+        ),
+        'deny',
+        ['approval_not_usable'],
+      );
+    }
+    approvedTiers = tiers;
+  }
+
   let holdReasons: string[] = [];
+  const holdTiers = new Set<string>();
   const determining = new Set<string>();
   let policyVersion: string | undefined;
   for (const resource of req.resources) {
@@ -153,6 +208,7 @@ export async function exchange(req: TokenRequest, deps: ExchangeDeps): Promise<T
         resource,
         scopes: req.scopes,
         ...(sessionId ? { session: { id: sessionId, labels: [] } } : {}),
+        ...(approvedTiers ? { approved_tiers: approvedTiers } : {}),
       });
     } catch (err) {
       return refuse(
@@ -174,17 +230,46 @@ export async function exchange(req: TokenRequest, deps: ExchangeDeps): Promise<T
         { determining_policies: [...determining], policy_version: result.policyVersion },
       );
     }
-    if (result.decision === 'hold') holdReasons = [...holdReasons, ...result.reasons];
+    if (result.decision === 'hold') {
+      holdReasons = [...holdReasons, ...result.reasons];
+      for (const t of result.diagnostics.approval_tiers ?? []) holdTiers.add(t);
+    }
   }
   if (holdReasons.length) {
+    const hold = {
+      determining_policies: [...determining],
+      ...(policyVersion ? { policy_version: policyVersion } : {}),
+    };
+    let approvalId: string;
+    try {
+      approvalId = await deps.approvals.request({
+        zoneId: req.zoneId,
+        applicationId: req.applicationId,
+        resources: req.resources,
+        scopes: req.scopes,
+        tiers: [...holdTiers],
+        reasons: holdReasons,
+      });
+    } catch (err) {
+      return refuse(
+        oauthError('temporarily_unavailable', 'The approval hold cannot be recorded.'),
+        'error',
+        holdReasons,
+        {
+          ...hold,
+          error: (err as { code?: string }).code ?? 'approval_unavailable',
+        },
+      );
+    }
     return refuse(
       oauthError('interaction_required', 'The request needs an approval before a mandate can be issued.', {
         reasons: holdReasons,
-        approval_id: decisionId,
+        approval_id: approvalId,
+        approval_url: `/approvals/${approvalId}`,
       }),
       'hold',
       holdReasons,
-      { determining_policies: [...determining], ...(policyVersion ? { policy_version: policyVersion } : {}) },
+      hold,
     );
   }
 

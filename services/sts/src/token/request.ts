@@ -15,6 +15,8 @@ export interface TokenRequest {
   ttlSeconds?: number;
   sessionId?: string;
   delegationId?: string;
+  /** An approved approval from an earlier `interaction_required` answer. */
+  approvalId?: string;
 }
 
 const SINGLETONS = [
@@ -28,6 +30,7 @@ const SINGLETONS = [
   'ttl_seconds',
   'session_id',
   'delegation_id',
+  'approval_id',
 ] as const;
 const ALLOWED = new Set<string>([...SINGLETONS, 'resource']);
 
@@ -111,6 +114,9 @@ export function parseTokenRequest(body: unknown, query: Record<string, unknown> 
       throw oauthError('invalid_request', 'ttl_seconds must be a positive integer.');
     ttlSeconds = Number(ttl);
   }
+  const approvalId = one('approval_id');
+  if (approvalId !== undefined && !ID.test(approvalId))
+    throw oauthError('invalid_request', 'approval_id is malformed.');
   const sessionId = one('session_id');
   const delegationId = one('delegation_id');
   if (sessionId !== undefined && !ID.test(sessionId))
@@ -129,6 +135,7 @@ export function parseTokenRequest(body: unknown, query: Record<string, unknown> 
     ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
     ...(sessionId !== undefined ? { sessionId } : {}),
     ...(delegationId !== undefined ? { delegationId } : {}),
+    ...(approvalId !== undefined ? { approvalId } : {}),
   };
 }
 
