@@ -21,6 +21,7 @@ import { consumeApproval, getApproval, requestApproval } from '@caracal/state';
 import { attachDb, type Db, type Migration } from '@caracal/store';
 import { z } from 'zod';
 import { PolicyBundles } from './policy/bundles.js';
+import { createProviderBroker } from './providers/index.js';
 import { createPostgresRateLimiter, createRedisRateLimiter, type RateLimiter } from './ratelimit/index.js';
 import { type ApprovalStore, type DecisionEvent, exchange } from './token/exchange.js';
 import { parseTokenRequest } from './token/request.js';
@@ -77,6 +78,15 @@ export function createSts(deps: StsDeps): Service {
     (config.redisUrl
       ? createRedisRateLimiter({ url: config.redisUrl, keyPrefix: `${config.redisKeyPrefix}sts:mint:` })
       : createPostgresRateLimiter({ db: deps.db, clock, logger: log }));
+
+  // Brokers upstream credentials for the Gateway's exchange; its metrics and status are live from start.
+  const providers = createProviderBroker({
+    db: deps.db,
+    keyring: deps.keyring,
+    logger: log,
+    registry,
+    clock,
+  });
 
   const writeCtx = () => ({ keyring: deps.keyring, now: clock.now(), actor: 'sts' });
   const approvals: ApprovalStore = {
@@ -194,6 +204,19 @@ export function createSts(deps: StsDeps): Service {
     budgetMs: config.sts.policyStaleBudgetMs,
     check: () => ({ ok: true, ageMs: Math.round(bundles.maxAgeSeconds() * 1000) }),
   });
+  // A broken provider fails only its own resources; the status is shown here, readiness does not depend on it.
+  service.checks.add({
+    name: 'providers',
+    check: () => {
+      const status = providers.status();
+      const open = status.filter((p) => p.state !== 'closed').map((p) => p.providerId);
+      return {
+        ok: true,
+        providers: status.length,
+        ...(open.length ? { detail: `circuit not closed: ${open.join(', ')}` } : {}),
+      };
+    },
+  });
   service.checks.add({
     name: 'spool',
     check: () => {
@@ -229,6 +252,7 @@ export function createSts(deps: StsDeps): Service {
     await drainer?.stop();
     await spool?.close();
     if (!deps.rateLimiter) await rateLimiter.close();
+    await providers.stop();
   });
   return service;
 }

@@ -189,7 +189,15 @@ describe('STS token exchange on real Postgres', () => {
       checks: Record<string, unknown>;
     };
     expect(ready.ready).toBe(true);
-    expect(Object.keys(ready.checks).sort()).toEqual(['bus', 'db', 'policy', 'schema', 'spool', 'zones']);
+    expect(Object.keys(ready.checks).sort()).toEqual([
+      'bus',
+      'db',
+      'policy',
+      'providers',
+      'schema',
+      'spool',
+      'zones',
+    ]);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/caracal_sts_opa_max_policy_age_seconds \d/);
     expect(metrics).toMatch(/caracal_sts_decisions_total\{decision="allow"\} \d+/);
