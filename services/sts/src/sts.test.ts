@@ -184,6 +184,7 @@ describe('STS token exchange on real Postgres', () => {
   });
 
   it('reports readiness per dependency and the policy metrics', async () => {
+    expect((await exchangeFor()).status).toBe(200);
     const ready = (await (await fetch(`${url}/ready`)).json()) as {
       ready: boolean;
       checks: Record<string, unknown>;
