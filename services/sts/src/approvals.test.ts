@@ -1,30 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { createBus } from '@caracal/bus';
-import {
-  configSchema,
-  createKeyring,
-  createLogger,
-  loadConfig,
-  type Service,
-  systemClock,
-} from '@caracal/core';
+import { createKeyring } from '@caracal/core';
 import { decideApproval } from '@caracal/state';
 import { migrate } from '@caracal/store';
 import { openTestDb, type TestDb } from '@caracal/store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSts } from './index.js';
-import { type SeededZone, seedZone, stsTestMigrations } from './testing.js';
+import { type SeededZone, seedZone, startTestSts, stsTestMigrations, type TestSts } from './testing.js';
 
-const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 const keyring = createKeyring('m'.repeat(40));
 let t: TestDb;
-let sts: Service;
+let sts: TestSts;
 let url: string;
 let zone: SeededZone;
-let dataDir: string;
 
 async function exchange(extra: Record<string, string> = {}) {
   const res = await fetch(`${url}/oauth/2/token`, {
@@ -43,34 +28,13 @@ beforeAll(async () => {
     grant: { approval_tier: 'high' },
     data: { approval_tiers: { high: { requires_approval: true } } },
   });
-  dataDir = mkdtempSync(join(tmpdir(), 'caracal-sts-approvals-'));
-  const config = loadConfig(configSchema, {
-    env: {},
-    flags: { data: dataDir, ports: { sts: 0 }, logLevel: 'silent' },
-  });
-  const bus = createBus({
-    db: t.db,
-    hmacKey: 'h'.repeat(40),
-    producerId: 'approvals',
-    clock: systemClock,
-    logger,
-  });
-  sts = createSts({
-    config,
-    logger,
-    clock: systemClock,
-    db: t.db,
-    bus,
-    migrations: stsTestMigrations,
-    keyring,
-  });
-  url = await sts.start();
+  sts = await startTestSts(t.db, keyring);
+  url = sts.url;
 });
 
 afterAll(async () => {
   await sts?.stop();
   await t?.cleanup();
-  rmSync(dataDir, { recursive: true, force: true });
 });
 
 describe('approval holds', () => {

@@ -1,33 +1,18 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { createBus } from '@caracal/bus';
-import {
-  configSchema,
-  createFaultProxy,
-  createKeyring,
-  createLogger,
-  type FaultProxy,
-  loadConfig,
-  type Service,
-  systemClock,
-} from '@caracal/core';
+import { createFaultProxy, createKeyring, createLogger, type FaultProxy, systemClock } from '@caracal/core';
 import { migrate } from '@caracal/store';
 import { openTestDb, type TestDb } from '@caracal/store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUDIT_STREAM, createSts } from './index.js';
-import { stsTestMigrations as migrations, seedZone } from './testing.js';
+import { AUDIT_STREAM } from './index.js';
+import { stsTestMigrations as migrations, seedZone, startTestSts, type TestSts } from './testing.js';
 
-const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 const keyring = createKeyring('m'.repeat(40));
 const prefix = `sts-faults-${process.pid}-${Date.now()}:`;
 
 let t: TestDb;
-let sts: Service;
+let sts: TestSts;
 let url: string;
 let redisProxy: FaultProxy;
-let dataDir: string;
 let form: URLSearchParams;
 let bus: ReturnType<typeof createBus>;
 
@@ -47,7 +32,6 @@ const metric = async (name: string) => {
 beforeAll(async () => {
   t = await openTestDb('postgres');
   await migrate(t.db, migrations);
-  dataDir = mkdtempSync(join(tmpdir(), 'caracal-sts-faults-'));
   form = new URLSearchParams((await seedZone(t.db, keyring)).form);
   redisProxy = await createFaultProxy({ host: '127.0.0.1', port: 6379 });
   bus = createBus({
@@ -56,24 +40,11 @@ beforeAll(async () => {
     hmacKey: 'h'.repeat(40),
     producerId: 'sts-faults',
     clock: systemClock,
-    logger,
+    logger: createLogger({ level: 'silent' }),
     commandTimeoutMs: 300,
   });
-  const config = loadConfig(configSchema, {
-    env: {},
-    flags: { data: dataDir, ports: { sts: 0 }, logLevel: 'silent' },
-  });
-  sts = createSts({
-    config,
-    logger,
-    clock: systemClock,
-    db: t.db,
-    bus,
-    migrations,
-    keyring,
-    processMetrics: false,
-  });
-  url = await sts.start();
+  sts = await startTestSts(t.db, keyring, { bus });
+  url = sts.url;
 });
 
 afterAll(async () => {
@@ -81,7 +52,6 @@ afterAll(async () => {
   await bus?.close();
   await redisProxy?.close();
   await t?.cleanup();
-  rmSync(dataDir, { recursive: true, force: true });
 });
 
 describe('STS with the bus cut off', () => {

@@ -1,35 +1,27 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { createBus } from '@caracal/bus';
-import {
-  configSchema,
-  createKeyring,
-  createLogger,
-  loadConfig,
-  type Service,
-  systemClock,
-} from '@caracal/core';
+import type { Bus } from '@caracal/bus';
+import { createKeyring } from '@caracal/core';
 import { createApplication, createResource, createZone } from '@caracal/state';
 import { migrate } from '@caracal/store';
 import { openTestDb, type TestDb } from '@caracal/store/testing';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSts } from './index.js';
-import { stsTestMigrations as migrations, type SeededZone, seedZone } from './testing.js';
+import {
+  stsTestMigrations as migrations,
+  type SeededZone,
+  seedZone,
+  startTestSts,
+  type TestSts,
+} from './testing.js';
 
-const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 const keyring = createKeyring('m'.repeat(40));
 
 let t: TestDb;
-let sts: Service;
+let sts: TestSts;
 let url: string;
 let zone: SeededZone;
 let secret: string;
 let appId: string;
-let dataDir: string;
-let bus: ReturnType<typeof createBus>;
+let bus: Bus;
 const ctx = () => ({ keyring, now: Date.now(), actor: 'test' });
 
 async function token(fields: Record<string, string | string[]>) {
@@ -58,7 +50,6 @@ async function until(fn: () => Promise<boolean>, ms = 5000) {
 beforeAll(async () => {
   t = await openTestDb('postgres');
   await migrate(t.db, migrations);
-  dataDir = mkdtempSync(join(tmpdir(), 'caracal-sts-'));
   zone = await seedZone(t.db, keyring, {
     scopes: ['read', 'write'],
     policy:
@@ -72,28 +63,14 @@ beforeAll(async () => {
     scopes: ['read'],
     upstream_url: 'https://hr.example.com/api',
   });
-  const config = loadConfig(configSchema, {
-    env: {},
-    flags: { data: dataDir, ports: { sts: 0 }, sts: { zonePollMs: 200 }, logLevel: 'silent' },
-  });
-  bus = createBus({ db: t.db, hmacKey: 'h'.repeat(40), producerId: 'sts-test', clock: systemClock, logger });
-  sts = createSts({
-    config,
-    logger,
-    clock: systemClock,
-    db: t.db,
-    bus,
-    migrations,
-    keyring,
-    processMetrics: false,
-  });
-  url = await sts.start();
+  sts = await startTestSts(t.db, keyring, { flags: { sts: { zonePollMs: 200 } } });
+  url = sts.url;
+  bus = sts.bus;
 });
 
 afterAll(async () => {
   await sts?.stop();
   await t?.cleanup();
-  rmSync(dataDir, { recursive: true, force: true });
 });
 
 describe('STS token exchange on real Postgres', () => {

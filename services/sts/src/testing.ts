@@ -1,6 +1,16 @@
 // Seeds a zone the STS can mint for, through the control-plane domain functions; for tests and benchmarks.
-import { busMigrations } from '@caracal/bus';
-import type { Keyring } from '@caracal/core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Bus, busMigrations, createBus } from '@caracal/bus';
+import {
+  configSchema,
+  createLogger,
+  type Keyring,
+  loadConfig,
+  type Service,
+  systemClock,
+} from '@caracal/core';
 import {
   activatePolicySet,
   createApplication,
@@ -12,6 +22,7 @@ import {
   stateMigrations,
 } from '@caracal/state';
 import { type Db, type Migration, mergeMigrations, storeMigrations } from '@caracal/store';
+import { createSts } from './index.js';
 import { stsMigrations } from './migrations/index.js';
 import { TOKEN_EXCHANGE_GRANT } from './token/request.js';
 
@@ -84,5 +95,49 @@ export async function seedZone(
       scope: scopes[0]!,
     },
     activate,
+  };
+}
+
+export interface TestSts {
+  service: Service;
+  url: string;
+  bus: Bus;
+  stop(): Promise<void>;
+}
+
+/** An STS on a free port over `db`, with a throwaway data dir; the bus defaults to the Postgres stream on `db`. */
+export async function startTestSts(
+  db: Db,
+  keyring: Keyring,
+  opts: { bus?: Bus; flags?: Record<string, unknown> } = {},
+): Promise<TestSts> {
+  const logger = createLogger({ level: 'silent' });
+  const data = mkdtempSync(join(tmpdir(), 'caracal-sts-test-'));
+  const config = loadConfig(configSchema, {
+    env: {},
+    flags: { data, ports: { sts: 0 }, logLevel: 'silent', ...opts.flags },
+  });
+  const bus =
+    opts.bus ??
+    createBus({ db, hmacKey: 'h'.repeat(40), producerId: 'sts-test', clock: systemClock, logger });
+  const service = createSts({
+    config,
+    logger,
+    clock: systemClock,
+    db,
+    bus,
+    migrations: stsTestMigrations,
+    keyring,
+    processMetrics: false,
+  });
+  const url = await service.start();
+  return {
+    service,
+    url,
+    bus,
+    async stop() {
+      await service.stop();
+      rmSync(data, { recursive: true, force: true });
+    },
   };
 }

@@ -1,9 +1,8 @@
-import { Writable } from 'node:stream';
 import { createLogger, ManualClock, Registry } from '@caracal/core';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { PolicyBundles, type PolicySetSource } from './bundles.js';
 
-const silent = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+const silent = createLogger({ level: 'silent' });
 const data = {
   app_ids: { app1: true },
   grants: { app1: [{ id: 'g1', resource: 'resource://crm/*', scopes: ['read'] }] },
