@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { type Bus, busMigrations, createBus } from '@caracal/bus';
 import {
   configSchema,
@@ -109,13 +110,20 @@ export interface TestSts {
 export async function startTestSts(
   db: Db,
   keyring: Keyring,
-  opts: { bus?: Bus; flags?: Record<string, unknown> } = {},
+  opts: { bus?: Bus; flags?: Record<string, unknown>; logs?: string[] } = {},
 ): Promise<TestSts> {
-  const logger = createLogger({ level: 'silent' });
+  // With `logs`, every line down to debug is collected there, so tests can assert on what would be logged.
+  const logs = opts.logs;
+  const logger = logs
+    ? createLogger({
+        level: 'debug',
+        destination: new Writable({ write: (c, _e, cb) => cb(void logs.push(String(c))) }),
+      })
+    : createLogger({ level: 'silent' });
   const data = mkdtempSync(join(tmpdir(), 'caracal-sts-test-'));
   const config = loadConfig(configSchema, {
     env: {},
-    flags: { data, ports: { sts: 0 }, logLevel: 'silent', ...opts.flags },
+    flags: { data, ports: { sts: 0 }, ...opts.flags },
   });
   const bus =
     opts.bus ??
