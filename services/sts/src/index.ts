@@ -23,6 +23,7 @@ import { z } from 'zod';
 import { PolicyBundles } from './policy/bundles.js';
 import { createProviderBroker } from './providers/index.js';
 import { createPostgresRateLimiter, createRedisRateLimiter, type RateLimiter } from './ratelimit/index.js';
+import { oauthError } from './token/errors.js';
 import { type ApprovalStore, type DecisionEvent, exchange } from './token/exchange.js';
 import { parseTokenRequest } from './token/request.js';
 import { ZoneDirectory } from './zones.js';
@@ -126,6 +127,12 @@ export function createSts(deps: StsDeps): Service {
   };
 
   service.app.post('/oauth/2/token', async (req, reply) => {
+    if (!/^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] ?? '')) {
+      throw oauthError(
+        'invalid_request',
+        'The token request must be application/x-www-form-urlencoded (RFC 6749 §4.1.3).',
+      );
+    }
     const tokenRequest = parseTokenRequest(req.body, req.query as Record<string, unknown>);
     const answer = await exchange(tokenRequest, {
       zones,

@@ -82,6 +82,16 @@ describe('token endpoint under hostile input', () => {
     expect(text).not.toContain(valid.client_secret);
   }, 120_000);
 
+  it('accepts only form bodies', async () => {
+    const res = await fetch(`${sts.url}/oauth/2/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(zone.form),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toBe('invalid_request');
+  });
+
   it('rejects a secret sent in the query string without using it', async () => {
     const q = new URLSearchParams(zone.form).toString();
     const res = await fetch(`${sts.url}/oauth/2/token?${q}`, {
