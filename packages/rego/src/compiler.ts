@@ -7,6 +7,7 @@ import type { Expr, Module, Rule, Term } from './ast.js';
 import type { BuiltinDef } from './builtins/types.js';
 import { type Location, RegoError } from './errors.js';
 import {
+  baseChild,
   type Clause,
   type CompiledRule,
   type Cont,
@@ -15,14 +16,17 @@ import {
   callBuiltin,
   callUserFunction,
   collection,
+  constTerm,
   evalError,
   evalGround,
+  evalNode,
   exists,
   type FnTarget,
   type Frame,
   forEachEntry,
   type Ground,
   groundTerm,
+  indexPath,
   indexValue,
   isPrefix,
   iterAll,
@@ -92,9 +96,11 @@ class RuleCtx {
   deps = new Set<RuleNode>();
   depPrefixes: string[][] = [];
   dynPrefixes: string[][] = [];
-  /** value of rego.metadata.chain() / rego.metadata.rule() inside this rule */
-  chain: Value = [];
-  ruleAnnotations: Value = new RObject();
+  /** value of rego.metadata.chain() / rego.metadata.rule() inside this rule, made on first use */
+  chain: Value | undefined = undefined;
+  ruleAnnotations: Value | undefined = undefined;
+  /** what the metadata is made from (none for queries) */
+  metaSrc: { r: Rule; m: Module; node: RuleNode } | undefined = undefined;
   constructor(readonly env: ModuleEnv) {}
   slot(): number {
     return this.nslots++;
@@ -210,6 +216,23 @@ export class Compiler {
   }
 
   private attachMetadata(rc: RuleCtx, r: Rule, m: Module, node: RuleNode): void {
+    rc.metaSrc = { r, m, node };
+  }
+
+  /** rego.metadata.chain() and rego.metadata.rule() of a rule (computed only when a rule calls them). */
+  private ruleMetadata(rc: RuleCtx): { chain: Value; ann: Value } {
+    if (rc.chain === undefined) {
+      rc.chain = [];
+      rc.ruleAnnotations = new RObject();
+      if (rc.metaSrc) {
+        const { r, m, node } = rc.metaSrc;
+        this.buildMetadata(rc, r, m, node);
+      }
+    }
+    return { chain: rc.chain, ann: rc.ruleAnnotations as Value };
+  }
+
+  private buildMetadata(rc: RuleCtx, r: Rule, m: Module, node: RuleNode): void {
     const rulePath = node.path.slice(1);
     const entry = (path: string[], ann: Value | undefined): Value => {
       const o = new RObject();
@@ -297,6 +320,8 @@ export class Compiler {
     walk(this.root);
     for (const n of all) this.compileNode(n);
     this.checkRecursion(all);
+    // only the recursion check needs the per-rule compile contexts: do not keep them alive
+    this.ruleCtxs.clear();
   }
 
   private place(r: Rule, m: Module, env: ModuleEnv, pkgNode: RuleNode): void {
@@ -534,10 +559,20 @@ export class Compiler {
   private compileExpr(e: Expr, scope: Scope, bound: Set<number>): (next: Step) => Step {
     if (e.with.length > 0) return this.compileWith(e, scope, bound);
     if (e.negated) {
+      // `not <ground term>` (e.g. `not x in xs`): evaluate the term directly, no cut needed
+      const g = e.k === 'term' ? this.plainGroundTerm(e.term, scope, new Set(bound)) : undefined;
+      if (g)
+        return (next) => (c, f, k) => {
+          tick(c);
+          const v = g(c, f);
+          if (v === undefined || v === false) next(c, f, k);
+        };
       const inner = new Set(bound);
       const step = this.compileExprCore(e, scope, inner)((_c, _f, k) => k());
       // vars bound only inside the negation must already be bound (except wildcards/locals of closures)
-      const newly = [...inner].filter((s) => !bound.has(s));
+      // (a loop, not a closure: closures here would keep `bound` alive with the compiled steps)
+      const newly: number[] = [];
+      for (const s of inner) if (!bound.has(s)) newly.push(s);
       for (const s of newly) {
         const name = nameOfSlot(scope, s);
         if (name && !name.startsWith('_')) throw new NotReady(name, e.loc);
@@ -547,7 +582,9 @@ export class Compiler {
         if (!exists(step, c, f, newly)) next(c, f, k);
       };
     }
-    const core = this.compileExprCore(e, scope, bound);
+    const core = this.compileExprCore(e, scope, bound, true);
+    // the common expression forms count their step themselves (one closure less per expression)
+    if (core === lastSelfTicking) return core;
     return (next) => {
       const s = core(next);
       return (c, f, k) => {
@@ -606,7 +643,6 @@ export class Compiler {
       const saved = saveCtx(c);
       const applied = saveCtx(c);
       applied.memo = new Map();
-      applied.inProgress = new Set();
       for (let i = 0; i < mods.length; i++) {
         const m = mods[i] as (typeof mods)[number];
         const v = vals[i] as Value;
@@ -684,10 +720,11 @@ export class Compiler {
     return node.isFunc ? node : undefined;
   }
 
-  private compileExprCore(e: Expr, scope: Scope, bound: Set<number>): (next: Step) => Step {
+  /** selfTick: the caller counts a step per evaluation; linkers that do it themselves are tagged. */
+  private compileExprCore(e: Expr, scope: Scope, bound: Set<number>, selfTick = false): (next: Step) => Step {
     switch (e.k) {
       case 'term':
-        return this.compileTermExpr(e.term, scope, bound);
+        return this.compileTermExpr(e.term, scope, bound, selfTick);
       case 'unify':
         return this.compileUnify(e.lhs, e.rhs, scope, bound, e.loc);
       case 'assign': {
@@ -699,6 +736,8 @@ export class Compiler {
             throw new RegoError('rego_compile_error', `var ${n} assigned above`, e.loc);
         }
         const rhs = this.compileTerm(e.rhs, scope, bound);
+        const slot = rhs.g ? this.freshSlot(e.lhs, scope, bound) : undefined;
+        if (slot !== undefined && slot >= 0) return bindGround(rhs.g as Ground, slot, selfTick);
         const m = this.compileMatch(e.lhs, scope, bound);
         return iterMatch(rhs, m);
       }
@@ -706,6 +745,36 @@ export class Compiler {
         return (next) => next;
       case 'somein': {
         const dom = this.compileTerm(e.domain, scope, bound);
+        if (!e.key && dom.g) {
+          // `some x in xs` with a fresh variable x: bind the slot in a plain loop
+          const slot = this.freshSlot(e.value, scope, bound);
+          if (slot !== undefined) {
+            const dg = dom.g;
+            return ticking(selfTick, (next) => (c, f, k) => {
+              if (selfTick) tick(c);
+              const d = dg(c, f);
+              if (Array.isArray(d)) {
+                for (let i = 0; i < d.length; i++) {
+                  if (slot >= 0) f[slot] = d[i];
+                  next(c, f, k);
+                }
+              } else if (d instanceof RSet) {
+                const xs = d.sorted();
+                for (let i = 0; i < xs.length; i++) {
+                  if (slot >= 0) f[slot] = xs[i];
+                  next(c, f, k);
+                }
+              } else if (d instanceof RObject) {
+                const es = d.sortedEntries();
+                for (let i = 0; i < es.length; i++) {
+                  if (slot >= 0) f[slot] = (es[i] as [Value, Value])[1];
+                  next(c, f, k);
+                }
+              } else return;
+              if (slot >= 0) f[slot] = undefined;
+            });
+          }
+        }
         const km = e.key ? this.compileMatch(e.key, scope, bound) : undefined;
         const vm = this.compileMatch(e.value, scope, bound);
         return (next) => (c, f, k) =>
@@ -749,7 +818,28 @@ export class Compiler {
     }
   }
 
-  private compileTermExpr(t: Term, scope: Scope, bound: Set<number>): (next: Step) => Step {
+  /**
+   * The ground evaluator of a term used as an expression, when it binds no new variables and is not
+   * a call in output-argument form; otherwise undefined (the caller compiles it the general way).
+   */
+  private plainGroundTerm(t: Term, scope: Scope, bound: Set<number>): Ground | undefined {
+    if (t.t === 'call') {
+      const name = this.fnName(t.fn);
+      const arity = name ? this.arityOf(t.fn, scope) : undefined;
+      if (arity !== undefined && arity >= 0 && t.args.length === arity + 1) return undefined;
+    }
+    const before = bound.size;
+    let ct: CTerm;
+    try {
+      ct = this.compileTerm(t, scope, bound);
+    } catch (e) {
+      if (e instanceof NotReady) return undefined;
+      throw e;
+    }
+    return bound.size === before ? ct.g : undefined;
+  }
+
+  private compileTermExpr(t: Term, scope: Scope, bound: Set<number>, selfTick = false): (next: Step) => Step {
     if (t.t === 'call') {
       const name = this.fnName(t.fn);
       const arity = name ? this.arityOf(t.fn, scope) : undefined;
@@ -763,6 +853,12 @@ export class Compiler {
     }
     const ct = this.compileTerm(t, scope, bound);
     const g = ct.g;
+    if (g && selfTick)
+      return ticking(true, (next) => (c, f, k) => {
+        tick(c);
+        const v = g(c, f);
+        if (v !== undefined && v !== false) next(c, f, k);
+      });
     if (g)
       return (next) => (c, f, k) => {
         const v = g(c, f);
@@ -872,6 +968,31 @@ export class Compiler {
     return !!l && !bound.has(l.slot);
   }
 
+  /**
+   * When matching `t` only binds a fresh variable of this scope (what compileMatch would do by
+   * assigning its slot), marks it bound and returns the slot (-1 for `_`); otherwise undefined.
+   */
+  private freshSlot(t: Term, scope: Scope, bound: Set<number>): number | undefined {
+    if (t.t !== 'var') return undefined;
+    if (t.name === '_') return -1;
+    const l = scope.lookup(t.name);
+    if (!l || bound.has(l.slot) || l.scope !== scope) return undefined;
+    bound.add(l.slot);
+    return l.slot;
+  }
+
+  private compileTerms(ts: Term[], scope: Scope, bound: Set<number>): CTerm[] {
+    const out: CTerm[] = [];
+    for (const t of ts) out.push(this.compileTerm(t, scope, bound));
+    return out;
+  }
+
+  private compileMatches(ts: Term[], scope: Scope, bound: Set<number>): Match[] {
+    const out: Match[] = [];
+    for (const t of ts) out.push(this.compileMatch(t, scope, bound));
+    return out;
+  }
+
   /** Pattern matcher: binds unbound vars, compares everything else. */
   compileMatch(t: Term, scope: Scope, bound: Set<number>): Match {
     switch (t.t) {
@@ -895,7 +1016,7 @@ export class Compiler {
         break;
       }
       case 'array': {
-        const ms = t.items.map((x) => this.compileMatch(x, scope, bound));
+        const ms = this.compileMatches(t.items, scope, bound);
         const n = ms.length;
         const go = (c: Ctx, f: Frame, v: Value[], i: number, k: Cont): void => {
           if (i === n) k();
@@ -906,9 +1027,17 @@ export class Compiler {
         };
       }
       case 'object': {
-        const ks = t.entries.map(([k]) => this.compileTerm(k, scope, bound));
+        const ks = this.compileTerms(
+          t.entries.map((e) => e[0]),
+          scope,
+          bound,
+        );
         if (ks.some((k) => !k.g)) throw new NotReady(firstVarName(t) ?? '?', t.loc);
-        const ms = t.entries.map(([, v]) => this.compileMatch(v, scope, bound));
+        const ms = this.compileMatches(
+          t.entries.map((e) => e[1]),
+          scope,
+          bound,
+        );
         const n = ms.length;
         const go = (c: Ctx, f: Frame, v: RObject, i: number, k: Cont): void => {
           if (i === n) {
@@ -989,41 +1118,30 @@ export class Compiler {
   /** Compile a term for evaluation. Throws NotReady when an input var is unbound. */
   compileTerm(t: Term, scope: Scope, bound: Set<number>): CTerm {
     switch (t.t) {
-      case 'scalar': {
-        const v = t.v;
-        return groundTerm(() => v);
-      }
+      case 'scalar':
+        return constTerm(t.v);
       case 'var': {
         if (t.name === '_') throw new NotReady('_', t.loc);
         const l = scope.lookup(t.name);
         if (l) {
           if (!bound.has(l.slot)) throw new NotReady(t.name, t.loc);
-          const slot = l.slot;
-          return groundTerm((_c, f) => f[slot]);
+          return slotTerm(l.slot);
         }
         return this.compileRef({ t: 'ref', head: t, path: [], loc: t.loc }, scope, bound);
       }
       case 'ref':
         return this.compileRef(t, scope, bound);
-      case 'array': {
-        const items = t.items.map((x) => this.compileTerm(x, scope, bound));
-        return collection(items, (vs) => vs);
-      }
-      case 'set': {
-        const items = t.items.map((x) => this.compileTerm(x, scope, bound));
-        return collection(items, (vs) => RSet.of(vs));
-      }
+      case 'array':
+        return collection(this.compileTerms(t.items, scope, bound), arrayOf);
+      case 'set':
+        return collection(this.compileTerms(t.items, scope, bound), setOf);
       case 'object': {
         const items: CTerm[] = [];
         for (const [k, v] of t.entries) {
           items.push(this.compileTerm(k, scope, bound));
           items.push(this.compileTerm(v, scope, bound));
         }
-        return collection(items, (vs) => {
-          const o = new RObject();
-          for (let i = 0; i < vs.length; i += 2) o.set(vs[i] as Value, vs[i + 1] as Value);
-          return o;
-        });
+        return collection(items, objectOf);
       }
       case 'arraycomp':
       case 'setcomp':
@@ -1033,49 +1151,26 @@ export class Compiler {
         this.openBody(inner, t.body, headTerms);
         const ib = new Set(bound);
         const body = this.compileBody(t.body, inner, ib, false);
-        const heads = headTerms.map((h) => {
+        const heads: CTerm[] = [];
+        for (const h of headTerms) {
           try {
-            return this.compileTerm(h, inner, ib);
+            heads.push(this.compileTerm(h, inner, ib));
           } catch (e) {
             if (e instanceof NotReady && !this.isOuterUnbound(e, inner))
               throw new RegoError('rego_unsafe_var_error', `var ${e.name} is unsafe`, e.loc);
             throw e;
           }
-        });
+        }
         const h0 = heads[0] as CTerm;
-        const h1 = heads[1];
-        if (t.t === 'arraycomp')
-          return groundTerm((c, f) => {
-            const out: Value[] = [];
-            body(c, f, () => h0.it(c, f, (v) => out.push(v)));
-            return out;
-          });
-        if (t.t === 'setcomp')
-          return groundTerm((c, f) => {
-            const out = new RSet();
-            body(c, f, () => h0.it(c, f, (v) => out.add(v)));
-            return out;
-          });
-        const loc = t.loc;
-        return groundTerm((c, f) => {
-          const out = new RObject();
-          body(c, f, () =>
-            h0.it(c, f, (kv) =>
-              h1?.it(c, f, (vv) => {
-                const prev = out.get(kv);
-                if (prev !== undefined && !equal(prev, vv))
-                  throw evalError('eval_conflict_error', 'object keys must be unique', loc);
-                out.set(kv, vv);
-              }),
-            ),
-          );
-          return out;
-        });
+        if (t.t === 'arraycomp') return arrayComprehension(body, h0);
+        if (t.t === 'setcomp') return setComprehension(body, h0);
+        return objectComprehension(body, h0, heads[1], t.loc);
       }
       case 'call':
         return this.compileCall(t, scope, bound);
       case 'template': {
-        const parts = t.parts.map((p) => (typeof p === 'string' ? p : this.compileTerm(p, scope, bound)));
+        const parts: (string | CTerm)[] = [];
+        for (const p of t.parts) parts.push(typeof p === 'string' ? p : this.compileTerm(p, scope, bound));
         return groundTerm((c, f) => {
           let s = '';
           for (const p of parts) {
@@ -1113,8 +1208,7 @@ export class Compiler {
       const l = head.name === '_' ? undefined : scope.lookup(head.name);
       if (l) {
         if (!bound.has(l.slot)) throw new NotReady(head.name, head.loc);
-        const slot = l.slot;
-        base = groundTerm((_c, f) => f[slot]);
+        base = slotTerm(l.slot);
       } else {
         const res = this.resolveGlobal(head.name, t.path, scope.rc.env);
         if (!res) {
@@ -1126,7 +1220,8 @@ export class Compiler {
         else dataRoot = true;
       }
     } else base = this.compileTerm(head, scope, bound);
-    const segs = segsT.map((s) => this.compileSeg(s, scope, bound));
+    const segs: Seg[] = [];
+    for (const s of segsT) segs.push(this.compileSeg(s, scope, bound));
     if (dataRoot) {
       this.recordDep(scope.rc, segsT);
       const root = this.root;
@@ -1136,6 +1231,32 @@ export class Compiler {
         const keys: Value[] = new Array(n);
         const allConst = segsT.every((s) => s.t === 'scalar');
         const constKeys = allConst ? segsT.map((s) => (s as { v: Value }).v) : undefined;
+        const plan = dataPlan(root, segsT);
+        if (plan?.rule) {
+          // the ref reaches a rule through constant keys: evaluate it, index the rest
+          const { node, from } = plan;
+          if (constKeys)
+            return groundTerm((c) => {
+              if (c.overrides.length > 0) return lookupData(c, root, constKeys);
+              const v = evalNode(c, node);
+              return v === undefined || from === n ? v : indexPath(v, constKeys, from);
+            });
+        } else if (plan) {
+          // the ref reaches base data only: walk it without consulting the rule tree
+          const { from } = plan;
+          return groundTerm((c, f) => {
+            const ks: Value[] = new Array(n);
+            for (let i = 0; i < n; i++) {
+              const k = (gs[i] as Ground)(c, f);
+              if (k === undefined) return undefined;
+              ks[i] = k;
+            }
+            if (c.overrides.length > 0) return lookupData(c, root, ks);
+            let b: Value | undefined = c.data;
+            for (let i = 0; i < from && b !== undefined; i++) b = baseChild(b, ks[i] as Value);
+            return b === undefined ? undefined : indexPath(b, ks, from);
+          });
+        }
         if (constKeys) return groundTerm((c) => lookupData(c, root, constKeys));
         return groundTerm((c, f) => {
           const ks: Value[] = new Array(n);
@@ -1152,6 +1273,35 @@ export class Compiler {
     }
     const b = base as CTerm;
     if (segs.length === 0) return b;
+    if (b.g && segsT.every((s) => s.t === 'scalar' && typeof s.v === 'string')) {
+      // constant string keys (input.a.b, x.y): look the object keys up directly
+      const bg = b.g;
+      const ks = segsT.map((s) => (s as { v: string }).v);
+      const mks = ks.map((k) => keyOf(k));
+      if (ks.length === 1) {
+        const k0 = ks[0] as string;
+        const m0 = mks[0] as string;
+        return groundTerm((c, f) => {
+          const v = bg(c, f);
+          if (v instanceof RObject) {
+            const e = v.m.get(m0);
+            return e === undefined ? undefined : e[1];
+          }
+          return v === undefined ? undefined : indexValue(v, k0);
+        });
+      }
+      const n = ks.length;
+      return groundTerm((c, f) => {
+        let v = bg(c, f);
+        for (let i = 0; i < n && v !== undefined; i++) {
+          if (v instanceof RObject) {
+            const e = v.m.get(mks[i] as string);
+            v = e === undefined ? undefined : e[1];
+          } else v = indexValue(v, ks[i] as string);
+        }
+        return v;
+      });
+    }
     if (b.g && segs.every((s) => s.g)) {
       const bg = b.g;
       const gs = segs.map((s) => s.g as Ground);
@@ -1270,11 +1420,11 @@ export class Compiler {
       impl = (c, vs) => callUserFunction(c, node, vs);
     } else {
       if (name === 'rego.metadata.chain' && t.args.length === 0) {
-        const chain = scope.rc.chain;
+        const chain = this.ruleMetadata(scope.rc).chain;
         return groundTerm(() => chain);
       }
       if (name === 'rego.metadata.rule' && t.args.length === 0) {
-        const ann = scope.rc.ruleAnnotations;
+        const ann = this.ruleMetadata(scope.rc).ann;
         return groundTerm(() => ann);
       }
       if (name === 'print') {
@@ -1321,6 +1471,56 @@ export class Compiler {
     const n = args.length;
     if (args.every((a) => a.g)) {
       const gs = args.map((a) => a.g as Ground);
+      // built-ins with an allocation-free path: take it unless `with` replaced a function
+      const bi = node ? undefined : this.builtins.get(name);
+      if (n === 1 && bi?.fast1) {
+        const fast = bi.fast1;
+        const g0 = gs[0] as Ground;
+        return groundTerm((c, f) => {
+          const a = g0(c, f);
+          if (a === undefined) return undefined;
+          if (c.fnOverrides.size === 0) {
+            const r = fast(a);
+            if (r !== undefined) return r;
+          }
+          return call(c, [a]);
+        });
+      }
+      if (n === 2 && bi?.fast2) {
+        const fast = bi.fast2;
+        const g0 = gs[0] as Ground;
+        const g1 = gs[1] as Ground;
+        return groundTerm((c, f) => {
+          const a = g0(c, f);
+          if (a === undefined) return undefined;
+          const b = g1(c, f);
+          if (b === undefined) return undefined;
+          if (c.fnOverrides.size === 0) {
+            const r = fast(a, b);
+            if (r !== undefined) return r;
+          }
+          return call(c, [a, b]);
+        });
+      }
+      if (n === 3 && bi?.fast3) {
+        const fast = bi.fast3;
+        const g0 = gs[0] as Ground;
+        const g1 = gs[1] as Ground;
+        const g2 = gs[2] as Ground;
+        return groundTerm((c, f) => {
+          const a = g0(c, f);
+          if (a === undefined) return undefined;
+          const b = g1(c, f);
+          if (b === undefined) return undefined;
+          const d = g2(c, f);
+          if (d === undefined) return undefined;
+          if (c.fnOverrides.size === 0) {
+            const r = fast(a, b, d);
+            if (r !== undefined) return r;
+          }
+          return call(c, [a, b, d]);
+        });
+      }
       if (n === 1) {
         const g0 = gs[0] as Ground;
         return groundTerm((c, f) => {
@@ -1439,6 +1639,108 @@ export class Compiler {
       throw e;
     }
   }
+}
+
+/**
+ * Where a data ref with these segments lands in the rule tree, decided at compile time from its
+ * constant leading keys: `{ rule: true, node, from }` when it reaches rule `node` after `from` keys,
+ * `{ rule: false, from }` when it leaves the tree for base data after `from` keys (walk the first
+ * `from` keys with baseChild, index the rest), undefined when that depends on a runtime key or the
+ * ref ends on a namespace (the general lookup handles those).
+ */
+function dataPlan(
+  root: RuleNode,
+  segs: Term[],
+): { rule: true; node: RuleNode; from: number } | { rule: false; from: number } | undefined {
+  let node = root;
+  for (let i = 0; i < segs.length; i++) {
+    if (node.isRule) return { rule: true, node, from: i };
+    const s = segs[i] as Term;
+    if (s.t !== 'scalar') return undefined;
+    const child = typeof s.v === 'string' ? node.children.get(s.v) : undefined;
+    if (!child || child.isFunc) return { rule: false, from: i + 1 };
+    node = child;
+  }
+  if (node.isRule) return { rule: true, node, from: segs.length };
+  return undefined;
+}
+
+// Runtime closures are made by these module-level helpers rather than inline in the compiler's
+// methods: a closure made inside a method keeps that method's whole context alive (its scope and
+// bound-variable sets), which made compiled policies large and slow to build.
+
+function slotTerm(slot: number): CTerm {
+  return groundTerm((_c, f) => f[slot]);
+}
+
+function arrayOf(vs: Value[]): Value {
+  return vs;
+}
+
+function setOf(vs: Value[]): Value {
+  return RSet.of(vs);
+}
+
+function objectOf(vs: Value[]): Value {
+  const o = new RObject();
+  for (let i = 0; i < vs.length; i += 2) o.set(vs[i] as Value, vs[i + 1] as Value);
+  return o;
+}
+
+function arrayComprehension(body: Step, h0: CTerm): CTerm {
+  return groundTerm((c, f) => {
+    const out: Value[] = [];
+    body(c, f, () => h0.it(c, f, (v) => out.push(v)));
+    return out;
+  });
+}
+
+function setComprehension(body: Step, h0: CTerm): CTerm {
+  return groundTerm((c, f) => {
+    const out = new RSet();
+    body(c, f, () => h0.it(c, f, (v) => out.add(v)));
+    return out;
+  });
+}
+
+function objectComprehension(body: Step, h0: CTerm, h1: CTerm | undefined, loc: Location): CTerm {
+  return groundTerm((c, f) => {
+    const out = new RObject();
+    body(c, f, () =>
+      h0.it(c, f, (kv) =>
+        h1?.it(c, f, (vv) => {
+          const prev = out.get(kv);
+          if (prev !== undefined && !equal(prev, vv))
+            throw evalError('eval_conflict_error', 'object keys must be unique', loc);
+          out.set(kv, vv);
+        }),
+      ),
+    );
+    return out;
+  });
+}
+
+/**
+ * The last linker made whose steps count their own evaluation step: compileExpr, which asks for one
+ * and checks right after, then does not wrap it in a counting step.
+ */
+let lastSelfTicking: ((next: Step) => Step) | undefined;
+
+function ticking(ticks: boolean, link: (next: Step) => Step): (next: Step) => Step {
+  if (ticks) lastSelfTicking = link;
+  return link;
+}
+
+/** `x := <ground term>` for a fresh x: set the slot, continue, clear it. */
+function bindGround(g: Ground, slot: number, selfTick: boolean): (next: Step) => Step {
+  return ticking(selfTick, (next) => (c, f, k) => {
+    if (selfTick) tick(c);
+    const v = g(c, f);
+    if (v === undefined) return;
+    f[slot] = v;
+    next(c, f, k);
+    f[slot] = undefined;
+  });
 }
 
 function isPattern(t: Term): boolean {

@@ -16,7 +16,9 @@
  *     strict-builtin-errors; otherwise the call is undefined), eval_cancel_error (budget).
  * - `policy.evaluateRaw(query, opts)` — same, keeping Rego values (RSet, RObject, bigint).
  * - `policy.decide(path, opts)` / `decideRaw` — value of one document, e.g.
- *     `decide("data.zone.allow", { input })`; the fast path for decisions.
+ *     `decide("data.zone.allow", { input })`; the fast path for decisions. `data` is converted
+ *     to Rego values once per object (cached by identity): pass the same object for every request
+ *     and a new object, not a mutated one, when it changes. `input` is converted on every call.
  * - `policy.test(opts) → TestResult[]` — every `test_*` rule, as `opa test` does.
  * - `runConformance(dir)` / `formatReport(report)` — OPA YAML test-case runner.
  * - CLI glue lives in `./cli.ts` (`registerPolicyCommands(program)`), imported separately so the

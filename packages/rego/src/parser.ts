@@ -18,6 +18,8 @@ interface Token {
   nl: boolean;
   /** whitespace precedes this token */
   ws: boolean;
+  /** its location, made on first use */
+  loc?: Location;
 }
 
 const KEYWORDS = new Set([
@@ -63,6 +65,21 @@ const OPS1 = new Set([
   ':',
 ]);
 
+/** [A-Za-z_] */
+function isIdentStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+}
+
+/** [0-9] (false for NaN, past the end) */
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** [A-Za-z0-9_] */
+function isIdentChar(c: number): boolean {
+  return isIdentStart(c) || (c >= 48 && c <= 57);
+}
+
 function perr(msg: string, loc: Location): RegoError {
   return new RegoError('rego_parse_error', msg, loc);
 }
@@ -82,6 +99,16 @@ export function lex(
   let nl = false;
   let ws = false;
   const n = src.length;
+  // start of the current token (one closure for the whole source, not one per token)
+  let sl = line;
+  let sc = col;
+  const push = (k: TokKind, v: string, extra?: Partial<Token>) => {
+    const t: Token = { k, v, line: sl, col: sc, nl, ws };
+    if (extra) Object.assign(t, extra);
+    toks.push(t);
+    nl = false;
+    ws = false;
+  };
   const adv = (c: string) => {
     if (c === '\n') {
       line++;
@@ -93,13 +120,14 @@ export function lex(
     if (c === '\n') {
       nl = true;
       ws = true;
-      adv(c);
+      line++;
+      col = 1;
       i++;
       continue;
     }
     if (c === ' ' || c === '\t' || c === '\r') {
       ws = true;
-      adv(c);
+      col++;
       i++;
       continue;
     }
@@ -113,23 +141,18 @@ export function lex(
       comments?.push({ line: cl, text: src.slice(start + 1, i) });
       continue;
     }
-    const sl = line;
-    const sc = col;
-    const push = (k: TokKind, v: string, extra?: Partial<Token>) => {
-      toks.push({ k, v, line: sl, col: sc, nl, ws, ...extra });
-      nl = false;
-      ws = false;
-    };
-    if (/[A-Za-z_]/.test(c)) {
+    sl = line;
+    sc = col;
+    if (isIdentStart(src.charCodeAt(i))) {
       let j = i + 1;
-      while (j < n && /[A-Za-z0-9_]/.test(src[j] as string)) j++;
+      while (j < n && isIdentChar(src.charCodeAt(j))) j++;
       const v = src.slice(i, j);
       col += j - i;
       i = j;
       push('ident', v);
       continue;
     }
-    if (/[0-9]/.test(c) || (c === '.' && /[0-9]/.test(src[i + 1] ?? ''))) {
+    if (isDigit(src.charCodeAt(i)) || (c === '.' && isDigit(src.charCodeAt(i + 1)))) {
       const m = /^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/.exec(src.slice(i, i + 400));
       const v = m ? m[0] : c;
       col += v.length;
@@ -248,8 +271,9 @@ export function lex(
       push('tmpl', '$template', { tparts });
       continue;
     }
-    const two = src.slice(i, i + 2);
-    if (OPS2.has(two) || OPS3.has(two)) {
+    // every two-character operator ends in `=`
+    const two = src.charCodeAt(i + 1) === 61 ? src.slice(i, i + 2) : '';
+    if (two !== '' && (OPS2.has(two) || OPS3.has(two))) {
       col += 2;
       i += 2;
       push('op', two);
@@ -277,6 +301,17 @@ const REL_OPS: Record<string, string> = {
 };
 const ARITH_OPS: Record<string, string> = { '+': 'plus', '-': 'minus' };
 const FACTOR_OPS: Record<string, string> = { '*': 'mul', '/': 'div', '%': 'rem' };
+
+/** `cur` extended by the pending ref segments in `path` (which is emptied). */
+function withPath(cur: Term, path: Term[]): Term {
+  if (path.length === 0) return cur;
+  const out: Term =
+    cur.t === 'ref'
+      ? { t: 'ref', head: cur.head, path: [...cur.path, ...path], loc: cur.loc }
+      : { t: 'ref', head: cur, path: [...path], loc: cur.loc };
+  path.length = 0;
+  return out;
+}
 
 function callTerm(name: string, args: Term[], loc: Location): Term {
   return { t: 'call', fn: { t: 'var', name, loc }, args, loc };
@@ -309,7 +344,9 @@ export class Parser {
     return (this.toks[this.p + o] ?? this.toks[this.toks.length - 1]) as Token;
   }
   private loc(t: Token = this.tok): Location {
-    return { file: this.file, line: t.line, col: t.col };
+    // one (never mutated) Location per token, shared by the terms that start at it
+    if (t.loc === undefined) t.loc = { file: this.file, line: t.line, col: t.col };
+    return t.loc;
   }
   private next(): Token {
     const t = this.tok;
@@ -337,8 +374,9 @@ export class Parser {
     return this.next();
   }
   /** keyword used as an identifier when immediately followed by `.` (e.g. `foo.if.bar`, `if.foo := 1`) */
-  private kwAsIdent(t: Token = this.tok): boolean {
-    const nx = this.toks[this.toks.indexOf(t) + 1];
+  private kwAsIdent(): boolean {
+    const t = this.tok;
+    const nx = this.toks[this.p + 1];
     if (nx === undefined || nx.k !== 'op' || nx.ws) return false;
     return nx.v === '.' || (nx.v === '(' && t.v === 'contains');
   }
@@ -771,13 +809,6 @@ export class Parser {
   private parsePostfix(head: Term): Term {
     let cur = head;
     const path: Term[] = [];
-    const flush = () => {
-      if (path.length) {
-        if (cur.t === 'ref') cur = { t: 'ref', head: cur.head, path: [...cur.path, ...path], loc: cur.loc };
-        else cur = { t: 'ref', head: cur, path: [...path], loc: cur.loc };
-        path.length = 0;
-      }
-    };
     for (;;) {
       const t = this.tok;
       if (this.isOp('.') && !t.ws) {
@@ -790,7 +821,7 @@ export class Parser {
         path.push(this.withNl(true, () => this.parseTermIn()));
         this.expectOp(']');
       } else if (this.isOp('(') && !t.ws && (cur.t === 'var' || cur.t === 'ref')) {
-        flush();
+        cur = withPath(cur, path);
         if (cur.t === 'ref' && cur.path.some((x) => x.t !== 'scalar' || typeof x.v !== 'string'))
           throw perr('invalid function name', cur.loc);
         this.next();
@@ -807,8 +838,7 @@ export class Parser {
         cur = { t: 'call', fn: cur, args, loc: cur.loc };
       } else break;
     }
-    flush();
-    return cur;
+    return withPath(cur, path);
   }
 
   private parsePrimary(): Term {

@@ -4,7 +4,7 @@ import type { BuiltinDef } from './builtins/types.js';
 import { Compiler, type Ctx, type Frame, type RuleNode, type Step } from './compiler.js';
 import { RegoError } from './errors.js';
 import { parseModule, parseQuery } from './parser.js';
-import { fromJSON, toJSON, type Value } from './value.js';
+import { fromJSON, RObject, toJSON, type Value } from './value.js';
 
 /** A Rego source file to compile. */
 export interface ModuleSource {
@@ -62,6 +62,8 @@ interface CompiledQuery {
 export class CompiledPolicy {
   private readonly queries = new Map<string, CompiledQuery>();
   private readonly dataCache = new WeakMap<object, Value>();
+  /** decide() paths → their compiled `__out := path` query and the slot of __out */
+  private readonly decisions = new Map<string, { q: CompiledQuery; slot: number }>();
 
   constructor(
     private readonly compiler: Compiler,
@@ -122,11 +124,17 @@ export class CompiledPolicy {
 
   /** decide() without JSON conversion of the result. */
   decideRaw(path: string, opts: EvaluateOptions = {}): Value | undefined {
-    const q = this.compileQuery(`__out := ${path}`);
+    let d = this.decisions.get(path);
+    if (d === undefined) {
+      const q = this.compileQuery(`__out := ${path}`);
+      d = { q, slot: q.vars.find(([n]) => n === '__out')?.[1] as number };
+      if (this.decisions.size > 1000) this.decisions.clear();
+      this.decisions.set(path, d);
+    }
+    const { q, slot } = d;
     const c = this.newCtx(opts);
     const f: Frame = new Array(q.nslots);
     let out: Value | undefined;
-    const slot = q.vars.find(([n]) => n === '__out')?.[1] as number;
     run(c, () =>
       q.step(c, f, () => {
         out = f[slot];
@@ -175,9 +183,14 @@ export class CompiledPolicy {
     return q;
   }
 
-  private conv(x: unknown, raw: boolean | undefined): Value {
+  /**
+   * JSON → Rego value. `data` is converted once per object (by identity: callers pass the same,
+   * unchanged document with every request); `input` is small and fresh per request, so it is
+   * converted every time (caching it would also return stale values for a reused, mutated object).
+   */
+  private conv(x: unknown, raw: boolean | undefined, byIdentity: boolean): Value {
     if (raw) return x as Value;
-    if (x !== null && typeof x === 'object') {
+    if (byIdentity && x !== null && typeof x === 'object') {
       const hit = this.dataCache.get(x);
       if (hit !== undefined) return hit;
       const v = fromJSON(x);
@@ -190,24 +203,31 @@ export class CompiledPolicy {
   private newCtx(opts: EvaluateOptions): Ctx {
     const now = Date.now();
     return {
-      input: opts.input === undefined ? undefined : this.conv(opts.input, opts.raw),
-      data: opts.data === undefined ? fromJSON({}) : this.conv(opts.data, opts.raw),
+      input: opts.input === undefined ? undefined : this.conv(opts.input, opts.raw, false),
+      data: opts.data === undefined ? EMPTY_DATA : this.conv(opts.data, opts.raw, true),
       memo: new Map(),
-      inProgress: new Set(),
-      overrides: [],
-      fnOverrides: new Map(),
+      // shared empty containers: `with` replaces them, never mutates them
+      overrides: NO_OVERRIDES,
+      fnOverrides: NO_FN_OVERRIDES,
       steps: 0,
       maxSteps: opts.maxSteps ?? DEFAULT_STEPS,
       deadline: now + (opts.timeoutMs ?? DEFAULT_TIMEOUT),
       strict: opts.strict ?? false,
-      nowNs: opts.nowNs ?? BigInt(now) * 1_000_000n,
-      print: opts.print ?? (() => {}),
-      cache: new Map(),
+      nowNs: opts.nowNs,
+      startMs: now,
+      print: opts.print ?? discard,
       builtinErrors: [],
       seed: now,
+      bctx: undefined,
     };
   }
 }
+
+const NO_OVERRIDES: Ctx['overrides'] = [];
+/** data when none is given (values are immutable, so one empty object serves every evaluation) */
+const EMPTY_DATA: Value = new RObject();
+const NO_FN_OVERRIDES: Ctx['fnOverrides'] = new Map();
+const discard = (_msg: string): void => {};
 
 function run(_c: Ctx, f: () => void): void {
   try {

@@ -3,7 +3,7 @@
  * (data lookups, rule evaluation with memoisation and conflict checks, function calls, built-ins).
  */
 import type { Module, Rule, Term } from './ast.js';
-import type { BuiltinDef } from './builtins/types.js';
+import type { BuiltinContext, BuiltinDef } from './builtins/types.js';
 import { BuiltinError } from './builtins/types.js';
 import { type Location, RegoError } from './errors.js';
 import { compare, equal, keyOf, RObject, RSet, type Value } from './value.js';
@@ -18,10 +18,13 @@ export type Match = (c: Ctx, f: Frame, v: Value, k: Cont) => void;
 export interface CTerm {
   g: Ground | undefined;
   it: Iter;
+  /** the term's value when it is a compile-time constant (scalars and collections of constants) */
+  k?: Value | undefined;
 }
 
 const UNDEF = Symbol('undefined');
-type Memo = Value | typeof UNDEF;
+const IN_PROGRESS = Symbol('in progress');
+type Memo = Value | typeof UNDEF | typeof IN_PROGRESS;
 
 /** Replacement installed by `with <function> as <value>`. */
 export type FnOverride = { value: Value } | { fn: (c: Ctx, args: Value[]) => Value | undefined };
@@ -30,19 +33,22 @@ export type FnOverride = { value: Value } | { fn: (c: Ctx, args: Value[]) => Val
 export interface Ctx {
   input: Value | undefined;
   data: Value;
+  /** values of rules evaluated so far (IN_PROGRESS while a rule is being evaluated) */
   memo: Map<RuleNode, Memo>;
-  inProgress: Set<RuleNode>;
   overrides: { path: string[]; value: Value }[];
   fnOverrides: Map<string, FnOverride>;
   steps: number;
   maxSteps: number;
   deadline: number;
   strict: boolean;
-  nowNs: bigint;
+  /** value of time.now_ns(); undefined: the clock at the start of the evaluation (startMs) */
+  nowNs: bigint | undefined;
+  startMs: number;
   print: (msg: string) => void;
-  cache: Map<string, unknown>;
   builtinErrors: RegoError[];
   seed: number;
+  /** context handed to built-ins, made on first use */
+  bctx?: BuiltinContext | undefined;
 }
 
 /** Thrown to abandon further solutions (negation, constant-valued rules). */
@@ -140,18 +146,38 @@ export interface Seg {
 // ---------------------------------------------------------------------------------------------
 // Runtime helpers
 
+/** A term with at most one value; its iterator is made only if something asks for it. */
+class GroundTerm implements CTerm {
+  k: Value | undefined = undefined;
+  private iter: Iter | undefined = undefined;
+  constructor(readonly g: Ground) {}
+  get it(): Iter {
+    if (this.iter === undefined) this.iter = iterOfGround(this.g);
+    return this.iter;
+  }
+}
+
 export function groundTerm(g: Ground): CTerm {
-  return {
-    g,
-    it: (c, f, k) => {
-      const v = g(c, f);
-      if (v !== undefined) k(v);
-    },
+  return new GroundTerm(g);
+}
+
+/** The iterator of a ground term (made by a helper so the closure stays anonymous and cheap to create). */
+function iterOfGround(g: Ground): Iter {
+  return (c, f, k) => {
+    const v = g(c, f);
+    if (v !== undefined) k(v);
   };
 }
 
+/** A constant term; Rego values are immutable, so one value is shared by every evaluation. */
+export function constTerm(v: Value): CTerm {
+  const t = groundTerm(() => v);
+  t.k = v;
+  return t;
+}
+
 export function iterTerm(it: Iter): CTerm {
-  return { g: undefined, it };
+  return { g: undefined, it, k: undefined };
 }
 
 export function evalGround(t: CTerm, c: Ctx, f: Frame): Value | undefined {
@@ -165,6 +191,7 @@ export function evalGround(t: CTerm, c: Ctx, f: Frame): Value | undefined {
 
 export function collection(items: CTerm[], build: (vs: Value[]) => Value): CTerm {
   const n = items.length;
+  if (items.every((i) => i.k !== undefined)) return constTerm(build(items.map((i) => i.k as Value)));
   if (items.every((i) => i.g)) {
     const gs = items.map((i) => i.g as Ground);
     return groundTerm((c, f) => {
@@ -308,7 +335,7 @@ export function isPrefix(p: string[], full: string[]): boolean {
   return true;
 }
 
-function baseChild(base: Value | undefined, key: Value): Value | undefined {
+export function baseChild(base: Value | undefined, key: Value): Value | undefined {
   if (base instanceof RObject) {
     const v = base.get(key);
     // JSON data only has string keys: data[2] finds data["2"] as OPA does
@@ -348,7 +375,7 @@ export function lookupData(c: Ctx, root: RuleNode, keys: Value[]): Value | undef
   return materialize(c, node, base);
 }
 
-function indexPath(v: Value, keys: Value[], from: number): Value | undefined {
+export function indexPath(v: Value, keys: Value[], from: number): Value | undefined {
   let x: Value | undefined = v;
   for (let i = from; i < keys.length && x !== undefined; i++) {
     const k = keys[i] as Value;
@@ -428,18 +455,23 @@ function materialize(c: Ctx, node: RuleNode, base: Value | undefined): Value | u
 }
 
 export function evalNode(c: Ctx, node: RuleNode): Value | undefined {
-  const m = c.memo.get(node);
-  if (m !== undefined) return m === UNDEF ? undefined : (m as Value);
-  if (c.inProgress.has(node)) throw evalError('rego_recursion_error', `rule ${node.name} is recursive`);
-  c.inProgress.add(node);
+  const memo = c.memo;
+  const m = memo.get(node);
+  if (m !== undefined) {
+    if (m === UNDEF) return undefined;
+    if (m === IN_PROGRESS) throw evalError('rego_recursion_error', `rule ${node.name} is recursive`);
+    return m;
+  }
+  memo.set(node, IN_PROGRESS);
   let v: Value | undefined;
   try {
     v = computeNode(c, node);
-  } finally {
-    c.inProgress.delete(node);
+  } catch (e) {
+    memo.delete(node);
+    throw e;
   }
   if (v !== undefined && c.overrides.length > 0) v = patchOverrides(c, node.path, v);
-  c.memo.set(node, v === undefined ? UNDEF : v);
+  memo.set(node, v === undefined ? UNDEF : v);
   return v;
 }
 
@@ -566,7 +598,7 @@ function insertNested(
   if (rest.length === 0 && elem === undefined) {
     if (prev !== undefined && !equal(prev, val as Value)) {
       if (prev instanceof RSet && val instanceof RSet && owned.has(prev)) {
-        for (const [k, v] of val.m) prev.m.set(k, v);
+        for (const v of val.m.values()) prev.add(v);
         o.set(k0, prev);
         return o;
       }
@@ -650,6 +682,22 @@ export function callUserFunction(c: Ctx, node: RuleNode, args: Value[]): Value |
   return result;
 }
 
+/** The built-in context of an evaluation, made once on first use (its fields are fixed per evaluation). */
+function builtinContext(c: Ctx): BuiltinContext {
+  const b: BuiltinContext = {
+    nowNs: c.nowNs ?? BigInt(c.startMs) * 1_000_000n,
+    charge(n) {
+      c.steps += n;
+      if (c.steps > c.maxSteps) budgetExceeded(c);
+    },
+    print: c.print,
+    cache: new Map(),
+    seed: c.seed,
+  };
+  c.bctx = b;
+  return b;
+}
+
 export function callBuiltin(
   c: Ctx,
   bi: BuiltinDef,
@@ -658,16 +706,7 @@ export function callBuiltin(
   loc?: Location,
 ): Value | undefined {
   try {
-    return bi.fn(args, {
-      nowNs: c.nowNs,
-      charge: (n) => {
-        c.steps += n;
-        if (c.steps > c.maxSteps) budgetExceeded(c);
-      },
-      print: c.print,
-      cache: c.cache,
-      seed: c.seed,
-    });
+    return bi.fn(args, c.bctx ?? builtinContext(c));
   } catch (e) {
     if (e instanceof RegoError) {
       if (e.code === 'eval_cancel_error') throw e;
@@ -692,7 +731,6 @@ export function restoreCtx(c: Ctx, s: Ctx): void {
   c.input = s.input;
   c.data = s.data;
   c.memo = s.memo;
-  c.inProgress = s.inProgress;
   c.overrides = s.overrides;
   c.fnOverrides = s.fnOverrides;
 }

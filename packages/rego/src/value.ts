@@ -30,12 +30,18 @@ function numKey(n: number): string {
 function canonical(v: Value): string {
   if (Array.isArray(v)) return `[${v.map(keyOfNested).join(',')}]`;
   if (v instanceof RObject) {
-    return `{${v
-      .sortedEntries()
-      .map(([k, x]) => `${keyOfNested(k)}:${keyOfNested(x)}`)
-      .join(',')}}`;
+    // cached: objects from data are keyed again and again (sets of grants, documents as keys)
+    if (v.ck === undefined)
+      v.ck = `{${v
+        .sortedEntries()
+        .map(([k, x]) => `${keyOfNested(k)}:${keyOfNested(x)}`)
+        .join(',')}}`;
+    return v.ck;
   }
-  if (v instanceof RSet) return `<${v.sorted().map(keyOfNested).join(',')}>`;
+  if (v instanceof RSet) {
+    if (v.ck === undefined) v.ck = `<${v.sorted().map(keyOfNested).join(',')}>`;
+    return v.ck;
+  }
   return keyOf(v);
 }
 
@@ -46,6 +52,8 @@ function keyOfNested(v: Value): string {
 export class RObject {
   readonly m: Map<string, [Value, Value]>;
   private sortedCache: [Value, Value][] | undefined;
+  /** canonical key text, computed on first use (see keyOf); reset by set/delete */
+  ck: string | undefined;
   constructor(m?: Map<string, [Value, Value]>) {
     this.m = m ?? new Map();
   }
@@ -70,10 +78,12 @@ export class RObject {
   }
   set(k: Value, v: Value): void {
     this.sortedCache = undefined;
+    this.ck = undefined;
     this.m.set(keyOf(k), [k, v]);
   }
   delete(k: Value): void {
     this.sortedCache = undefined;
+    this.ck = undefined;
     this.m.delete(keyOf(k));
   }
   keys(): Value[] {
@@ -93,6 +103,8 @@ export class RObject {
 export class RSet {
   readonly m: Map<string, Value>;
   private sortedCache: Value[] | undefined;
+  /** canonical key text, computed on first use (see keyOf); reset by add */
+  ck: string | undefined;
   constructor(m?: Map<string, Value>) {
     this.m = m ?? new Map();
   }
@@ -109,6 +121,7 @@ export class RSet {
   }
   add(v: Value): void {
     this.sortedCache = undefined;
+    this.ck = undefined;
     this.m.set(keyOf(v), v);
   }
   sorted(): Value[] {
@@ -287,7 +300,8 @@ export function fromJSON(x: unknown): Value {
       }
       {
         const o = new RObject();
-        for (const [k, v] of Object.entries(x as Record<string, unknown>)) o.set(k, fromJSON(v));
+        const rec = x as Record<string, unknown>;
+        for (const k of Object.keys(rec)) o.set(k, fromJSON(rec[k]));
         return o;
       }
   }

@@ -116,6 +116,20 @@ function numUnary(name: string, f: (x: number) => number): BuiltinDef {
   };
 }
 
+/** `x in c` */
+function member2(x: Value, c: Value): boolean {
+  if (Array.isArray(c)) {
+    for (let i = 0; i < c.length; i++) if (equal(c[i] as Value, x)) return true;
+    return false;
+  }
+  if (c instanceof RSet) return c.has(x);
+  if (c instanceof RObject) {
+    for (const [, [, v]] of c.m) if (equal(v, x)) return true;
+    return false;
+  }
+  return false;
+}
+
 function count(args: Value[]): Value {
   const v = args[0] as Value;
   if (typeof v === 'string') return [...v].length;
@@ -216,12 +230,32 @@ function toNumber(args: Value[]): Value | undefined {
 
 export const coreBuiltins: BuiltinDef[] = [
   // comparison
-  { name: 'equal', arity: 2, fn: (a) => equal(a[0] as Value, a[1] as Value) },
-  { name: 'neq', arity: 2, fn: (a) => !equal(a[0] as Value, a[1] as Value) },
-  { name: 'lt', arity: 2, fn: (a) => compare(a[0] as Value, a[1] as Value) < 0 },
-  { name: 'lte', arity: 2, fn: (a) => compare(a[0] as Value, a[1] as Value) <= 0 },
-  { name: 'gt', arity: 2, fn: (a) => compare(a[0] as Value, a[1] as Value) > 0 },
-  { name: 'gte', arity: 2, fn: (a) => compare(a[0] as Value, a[1] as Value) >= 0 },
+  { name: 'equal', arity: 2, fn: (a) => equal(a[0] as Value, a[1] as Value), fast2: equal },
+  { name: 'neq', arity: 2, fn: (a) => !equal(a[0] as Value, a[1] as Value), fast2: (x, y) => !equal(x, y) },
+  {
+    name: 'lt',
+    arity: 2,
+    fn: (a) => compare(a[0] as Value, a[1] as Value) < 0,
+    fast2: (x, y) => compare(x, y) < 0,
+  },
+  {
+    name: 'lte',
+    arity: 2,
+    fn: (a) => compare(a[0] as Value, a[1] as Value) <= 0,
+    fast2: (x, y) => compare(x, y) <= 0,
+  },
+  {
+    name: 'gt',
+    arity: 2,
+    fn: (a) => compare(a[0] as Value, a[1] as Value) > 0,
+    fast2: (x, y) => compare(x, y) > 0,
+  },
+  {
+    name: 'gte',
+    arity: 2,
+    fn: (a) => compare(a[0] as Value, a[1] as Value) >= 0,
+    fast2: (x, y) => compare(x, y) >= 0,
+  },
   // arithmetic
   { name: 'plus', arity: 2, fn: (a) => numOrSetOp('plus', a, (x, y) => arith('+', x, y)) },
   { name: 'minus', arity: 2, fn: (a) => numOrSetOp('minus', a, (x, y) => arith('-', x, y), setDiff) },
@@ -294,7 +328,13 @@ export const coreBuiltins: BuiltinDef[] = [
     },
   },
   // aggregates
-  { name: 'count', arity: 1, fn: count },
+  {
+    name: 'count',
+    arity: 1,
+    fn: count,
+    fast1: (v) =>
+      Array.isArray(v) ? v.length : v instanceof RObject || v instanceof RSet ? v.size : undefined,
+  },
   { name: 'sum', arity: 1, fn: (a) => sumProd('sum', a, false) },
   { name: 'product', arity: 1, fn: (a) => sumProd('product', a, true) },
   { name: 'max', arity: 1, fn: (a) => maxMin('max', a, 1) },
@@ -342,17 +382,8 @@ export const coreBuiltins: BuiltinDef[] = [
   {
     name: 'internal.member_2',
     arity: 2,
-    fn: (a) => {
-      const x = a[0] as Value;
-      const c = a[1] as Value;
-      if (Array.isArray(c)) return c.some((e) => equal(e, x));
-      if (c instanceof RSet) return c.has(x);
-      if (c instanceof RObject) {
-        for (const [, [, v]] of c.m) if (equal(v, x)) return true;
-        return false;
-      }
-      return false;
-    },
+    fn: (a) => member2(a[0] as Value, a[1] as Value),
+    fast2: member2,
   },
   {
     name: 'internal.member_3',
@@ -422,6 +453,11 @@ export const coreBuiltins: BuiltinDef[] = [
       }
       const v = o.get(k);
       return v === undefined ? (a[2] as Value) : v;
+    },
+    fast3: (o, k, d) => {
+      if (!(o instanceof RObject) || Array.isArray(k)) return undefined;
+      const v = typeof k === 'string' ? o.getStr(k) : o.get(k);
+      return v === undefined ? d : v;
     },
   },
   {

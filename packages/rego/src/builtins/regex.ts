@@ -5,7 +5,7 @@
  * inline flags other than a leading (?i)/(?s)/(?m) are not supported.
  */
 import { RSet, type Value } from '../value.js';
-import { type BuiltinContext, type BuiltinDef, BuiltinError, int, str, typeErr } from './types.js';
+import { type BuiltinDef, BuiltinError, int, str, typeErr } from './types.js';
 
 const cache = new Map<string, RegExp>();
 
@@ -141,30 +141,135 @@ export function globToRegExp(pattern: string, delims: string[]): RegExp {
   return new RegExp(`^${out}$`, 'u');
 }
 
-function globMatch(args: Value[], ctx: BuiltinContext): Value {
+/** Cache key of a glob delimiter list: the delimiter itself when there is one (the usual case). */
+function delimKey(dv: Value): string | undefined {
+  if (dv === null) return '\u0000null';
+  if (!Array.isArray(dv)) return undefined;
+  for (const x of dv) if (typeof x !== 'string') return undefined;
+  if (dv.length === 0) return '.';
+  if (dv.length === 1 && (dv[0] as string).charCodeAt(0) !== 0) return dv[0] as string;
+  // length-prefixed: unambiguous whatever characters the delimiters contain
+  let k = '\u0000';
+  for (const d of dv as string[]) k += `${d.length}:${d}`;
+  return k;
+}
+
+/** glob.match for a pattern already compiled (no errors possible); undefined otherwise. */
+function globMatchFast(p: Value, dv: Value, s: Value): Value | undefined {
+  if (typeof p !== 'string' || typeof s !== 'string') return undefined;
+  let dkey: Value | undefined;
+  if (Array.isArray(dv) && dv.length === 1) {
+    dkey = dv[0];
+    if (typeof dkey !== 'string' || dkey.charCodeAt(0) === 0) return undefined;
+  } else dkey = delimKey(dv);
+  if (dkey === undefined) return undefined;
+  // nearly every call site uses the same delimiters: remember the last table
+  let byPattern: Map<string, GlobMatcher> | undefined;
+  if (dkey === lastDelimKey) byPattern = lastByPattern;
+  else {
+    byPattern = globCache.get(dkey);
+    if (byPattern === undefined) return undefined;
+    lastDelimKey = dkey;
+    lastByPattern = byPattern;
+  }
+  const m = byPattern?.get(p);
+  return m === undefined ? undefined : m(s);
+}
+
+let lastDelimKey: string | undefined;
+let lastByPattern: Map<string, GlobMatcher> | undefined;
+
+function globMatch(args: Value[]): Value {
   const pattern = str('glob.match', args, 0);
   const dv = args[1] as Value;
-  let delims: string[];
-  if (dv === null) delims = [];
-  else if (Array.isArray(dv)) {
-    delims = dv.map((x) => {
-      if (typeof x !== 'string') throw typeErr('glob.match', 2, 'array of strings', dv);
-      return x;
-    });
-    if (delims.length === 0) delims = ['.'];
-  } else throw typeErr('glob.match', 2, 'array', dv);
+  const dkey = delimKey(dv);
+  if (dkey === undefined) {
+    if (Array.isArray(dv)) throw typeErr('glob.match', 2, 'array of strings', dv);
+    throw typeErr('glob.match', 2, 'array', dv);
+  }
   const subject = str('glob.match', args, 2);
-  const key = `glob\u0000${pattern}\u0000${delims.join('\u0000')}`;
-  let g = ctx.cache.get(key) as RegExp | undefined;
-  if (!g) {
+  let byPattern = globCache.get(dkey);
+  if (byPattern === undefined) {
+    if (globCache.size >= 64) {
+      globCache.clear();
+      lastDelimKey = undefined;
+      lastByPattern = undefined;
+    }
+    byPattern = new Map();
+    globCache.set(dkey, byPattern);
+  }
+  let m = byPattern.get(pattern);
+  if (m === undefined) {
+    const delims = dv === null ? [] : (dv as string[]).length === 0 ? ['.'] : (dv as string[]);
     try {
-      g = globToRegExp(pattern, delims);
+      m = globMatcher(pattern, delims);
     } catch (e) {
       throw new BuiltinError(`glob.match: ${(e as Error).message}`);
     }
-    ctx.cache.set(key, g);
+    if (byPattern.size >= GLOB_CACHE_MAX) byPattern.clear();
+    byPattern.set(pattern, m);
   }
-  return g.test(subject);
+  return m(subject);
+}
+
+type GlobMatcher = (s: string) => boolean;
+
+/** Compiled globs by delimiter key, then pattern; shared across evaluations (patterns come from long-lived data). */
+const globCache = new Map<string, Map<string, GlobMatcher>>();
+const GLOB_CACHE_MAX = 4096;
+
+/**
+ * A matcher for one glob. Literal patterns and a single leading or trailing `*` (with one-character
+ * delimiters) are matched without a RegExp; anything else goes through globToRegExp.
+ */
+export function globMatcher(pattern: string, delims: string[]): GlobMatcher {
+  const simple =
+    !/[\\?[\]{}]/.test(pattern) &&
+    !pattern.includes('**') &&
+    delims.every((d) => d.length === 1 && !isSurrogate(d.charCodeAt(0)));
+  if (simple) {
+    const star = pattern.indexOf('*');
+    if (star < 0) return (s) => s === pattern;
+    const noDelim =
+      delims.length === 0
+        ? () => true
+        : delims.length === 1
+          ? (s: string, from: number, to: number) => {
+              const i = s.indexOf(delims[0] as string, from);
+              return i < 0 || i >= to;
+            }
+          : (s: string, from: number, to: number) => {
+              for (let i = from; i < to; i++) if (delims.includes(s[i] as string)) return false;
+              return true;
+            };
+    if (star === pattern.length - 1) {
+      const prefix = pattern.slice(0, -1);
+      const n = prefix.length;
+      if (delims.length === 1) {
+        const d = delims[0] as string;
+        return (s) => hasPrefix(s, prefix, n) && s.indexOf(d, n) < 0;
+      }
+      return (s) => hasPrefix(s, prefix, n) && noDelim(s, n, s.length);
+    }
+    if (star === 0 && pattern.indexOf('*', 1) < 0) {
+      const suffix = pattern.slice(1);
+      return (s) => s.endsWith(suffix) && noDelim(s, 0, s.length - suffix.length);
+    }
+  }
+  const re = globToRegExp(pattern, delims);
+  return (s) => re.test(s);
+}
+
+/** s.startsWith(prefix) for prefix.length === n; a plain loop is several times faster in V8. */
+function hasPrefix(s: string, prefix: string, n: number): boolean {
+  if (s.length < n) return false;
+  // backwards: patterns of one zone share long leading parts, so mismatches show up at the end
+  for (let i = n - 1; i >= 0; i--) if (s.charCodeAt(i) !== prefix.charCodeAt(i)) return false;
+  return true;
+}
+
+function isSurrogate(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdfff;
 }
 
 function templateMatch(args: Value[]): Value {
@@ -258,7 +363,7 @@ export const regexBuiltins: BuiltinDef[] = [
     fn: (a) => str('regex.split', a, 1).split(re('regex.split', str('regex.split', a, 0), true)),
   },
   { name: 'regex.template_match', arity: 4, fn: templateMatch },
-  { name: 'glob.match', arity: 3, fn: globMatch },
+  { name: 'glob.match', arity: 3, fn: globMatch, fast3: globMatchFast },
   {
     name: 'glob.quote_meta',
     arity: 1,

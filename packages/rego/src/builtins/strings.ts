@@ -252,7 +252,12 @@ export const stringBuiltins: BuiltinDef[] = [
     },
   },
   { name: 'contains', arity: 2, fn: (a) => str('contains', a, 0).includes(str('contains', a, 1)) },
-  { name: 'startswith', arity: 2, fn: (a) => str('startswith', a, 0).startsWith(str('startswith', a, 1)) },
+  {
+    name: 'startswith',
+    arity: 2,
+    fn: (a) => str('startswith', a, 0).startsWith(str('startswith', a, 1)),
+    fast2: (s, p) => (typeof s === 'string' && typeof p === 'string' ? s.startsWith(p) : undefined),
+  },
   { name: 'endswith', arity: 2, fn: (a) => str('endswith', a, 0).endsWith(str('endswith', a, 1)) },
   { name: 'lower', arity: 1, fn: (a) => str('lower', a, 0).toLowerCase() },
   { name: 'upper', arity: 1, fn: (a) => str('upper', a, 0).toUpperCase() },

@@ -24,6 +24,14 @@ export interface BuiltinDef {
   nondeterministic?: boolean;
   /** the built-in is a relation: fn returns an array of alternative results (e.g. walk) */
   relation?: boolean;
+  /**
+   * Optional allocation-free paths for hot built-ins, by arity. Each must return exactly what fn
+   * returns for the operands, or undefined to defer to fn (for errors, unusual operand types, cache
+   * misses). They never see the evaluation context and must not throw.
+   */
+  fast1?: (a: Value) => Value | undefined;
+  fast2?: (a: Value, b: Value) => Value | undefined;
+  fast3?: (a: Value, b: Value, c: Value) => Value | undefined;
 }
 
 /** Raised by built-ins: eval_builtin_error unless code says otherwise. */
