@@ -43,16 +43,27 @@ export function createKeyring(masterKey: string, previous: string[] = []): Keyri
   });
   const current = masters[0]!;
   const byId = new Map(masters.map((m) => [m.id, m]));
+  // HKDF per call would cost more than the HMAC it keys; derive each subkey once.
+  const subkeys = new Map<string, Buffer>();
+  const derived = (m: Master, info: string): Buffer => {
+    const k = `${m.id}\u0000${info}`;
+    let key = subkeys.get(k);
+    if (!key) {
+      key = subkey(m.key, info);
+      subkeys.set(k, key);
+    }
+    return key;
+  };
 
   const digestWith = (m: Master, secret: string, purpose: string) =>
-    createHmac('sha256', subkey(m.key, `digest:${purpose}`))
+    createHmac('sha256', derived(m, `digest:${purpose}`))
       .update(secret, 'utf8')
       .digest('base64url');
 
   return {
     seal(plaintext, context) {
       const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', subkey(current.key, 'seal'), iv);
+      const cipher = createCipheriv('aes-256-gcm', derived(current, 'seal'), iv);
       cipher.setAAD(Buffer.from(context, 'utf8'));
       const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
       const tag = cipher.getAuthTag();
@@ -71,7 +82,7 @@ export function createKeyring(masterKey: string, previous: string[] = []): Keyri
       try {
         const decipher = createDecipheriv(
           'aes-256-gcm',
-          subkey(master.key, 'seal'),
+          derived(master, 'seal'),
           Buffer.from(m[2]!, 'base64url'),
         );
         decipher.setAAD(Buffer.from(context, 'utf8'));
