@@ -21,7 +21,7 @@ import {
   type ServiceName,
   systemClock,
 } from '@caracal/core';
-import { createGateway } from '@caracal/gateway';
+import { createGateway, gatewayMigrations } from '@caracal/gateway';
 import { stateMigrations } from '@caracal/state';
 import { type Db, type Migration, mergeMigrations, migrate, openDb, storeMigrations } from '@caracal/store';
 import { createSts, stsMigrations } from '@caracal/sts';
@@ -32,6 +32,7 @@ export const productMigrations: Migration[] = mergeMigrations(
   busMigrations,
   stateMigrations,
   stsMigrations,
+  gatewayMigrations,
 );
 
 export interface GlobalFlags {

@@ -94,6 +94,22 @@ export const configSchema = z.strictObject({
       mintsPerMinute: z.coerce.number().int().min(1).default(1000),
     })
     .prefault({}),
+  gateway: z
+    .strictObject({
+      /** Base URL of the STS the Gateway fetches JWKS from and exchanges mandates with; default http://<host>:<ports.sts>. */
+      stsUrl: z.string().url().optional(),
+      /** Let upstreams resolve to loopback, RFC 1918, CGNAT or ULA addresses (metadata and link-local stay refused). */
+      allowPrivateUpstreams: flag.default(false),
+      /** A mandate expiring within this many seconds is refused up front (it would die in flight). */
+      mandatePreflightSec: z.coerce.number().int().min(0).max(300).default(35),
+      /** Per STS exchange call (headers and body). */
+      stsTimeoutMs: z.coerce.number().int().min(50).default(3_000),
+      /** Consecutive STS exchange failures that open the circuit. */
+      stsBreakerFailures: z.coerce.number().int().min(1).default(3),
+      /** How long the open circuit refuses before one trial call (half-open). */
+      stsBreakerHalfOpenMs: z.coerce.number().int().min(100).default(10_000),
+    })
+    .prefault({}),
   spool: z
     .strictObject({
       fsyncIntervalMs: z.coerce.number().int().min(0).default(5),

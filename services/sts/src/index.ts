@@ -20,6 +20,7 @@ import {
 import { consumeApproval, getApproval, requestApproval } from '@caracal/state';
 import { attachDb, type Db, type Migration } from '@caracal/store';
 import { z } from 'zod';
+import { registerGatewayExchange } from './gateway-exchange.js';
 import { PolicyBundles } from './policy/bundles.js';
 import { createProviderBroker } from './providers/index.js';
 import { createPostgresRateLimiter, createRedisRateLimiter, type RateLimiter } from './ratelimit/index.js';
@@ -146,6 +147,16 @@ export function createSts(deps: StsDeps): Service {
       approvals,
     });
     return reply.header('cache-control', 'no-store').send(answer);
+  });
+
+  registerGatewayExchange(service.app, {
+    zones,
+    providers,
+    keyring: deps.keyring,
+    clock,
+    logger: log,
+    gatewayAudience: config.sts.gatewayAudience,
+    record,
   });
 
   service.app.get(
