@@ -46,7 +46,7 @@ import {
   walkData,
   walkValue,
 } from './runtime.js';
-import { equal, fromJSON, keyOf, RObject, RSet, toRegoString, type Value } from './value.js';
+import { compare, equal, fromJSON, keyOf, RObject, RSet, toRegoString, type Value } from './value.js';
 
 export { type Ctx, evalNode, type Frame, RuleNode, type Step } from './runtime.js';
 
@@ -522,35 +522,34 @@ export class Compiler {
       let chosen = -1;
       let firstErr: NotReady | undefined;
       let result: ((next: Step) => Step) | undefined;
-      let newBound: Set<number> | undefined;
       for (let i = 0; i < remaining.length; i++) {
-        const b2 = new Set(bound);
+        // compile against `bound` itself; an expression that is not ready yet takes its additions back
+        const size0 = bound.size;
         scope.curExpr = origIdx[i] as number;
         try {
-          result = this.compileExpr(remaining[i] as Expr, scope, b2);
-          newBound = b2;
+          result = this.compileExpr(remaining[i] as Expr, scope, bound);
           chosen = i;
           break;
         } catch (e) {
           if (e instanceof NotReady) {
+            rollback(bound, size0);
             firstErr ??= e;
             continue;
           }
           throw e;
         }
       }
-      if (chosen < 0 || !result || !newBound) {
+      if (chosen < 0 || !result) {
         const e = firstErr as NotReady;
         if (top) throw new RegoError('rego_unsafe_var_error', `var ${e.name} is unsafe`, e.loc);
         throw e;
       }
       remaining.splice(chosen, 1);
       origIdx.splice(chosen, 1);
-      for (const s of newBound) bound.add(s);
       linkers.push(result);
     }
     scope.curExpr = Number.POSITIVE_INFINITY;
-    let step: Step = (_c, _f, k) => k();
+    let step: Step = DONE;
     for (let i = linkers.length - 1; i >= 0; i--) step = (linkers[i] as (n: Step) => Step)(step);
     return step;
   }
@@ -568,7 +567,7 @@ export class Compiler {
           if (v === undefined || v === false) next(c, f, k);
         };
       const inner = new Set(bound);
-      const step = this.compileExprCore(e, scope, inner)((_c, _f, k) => k());
+      const step = this.compileExprCore(e, scope, inner)(DONE);
       // vars bound only inside the negation must already be bound (except wildcards/locals of closures)
       // (a loop, not a closure: closures here would keep `bound` alive with the compiled steps)
       const newly: number[] = [];
@@ -636,7 +635,7 @@ export class Compiler {
       );
     }
     const inner = { ...e, with: [] } as Expr;
-    const step = this.compileExpr(inner, scope, bound)((_c, _f, k) => k());
+    const step = this.compileExpr(inner, scope, bound)(DONE);
     return (next) => (c, f, k) => {
       const vals: (Value | undefined)[] = mods.map((m) => (m.fnTarget ? null : evalGround(m.value, c, f)));
       if (vals.some((v) => v === undefined)) return;
@@ -871,6 +870,20 @@ export class Compiler {
       });
   }
 
+  /** The term compiled (its bindings added to bound), or undefined (bound unchanged) if it is not ready. */
+  private tryTerm(t: Term, scope: Scope, bound: Set<number>): CTerm | undefined {
+    const size0 = bound.size;
+    try {
+      return this.compileTerm(t, scope, bound);
+    } catch (e) {
+      if (e instanceof NotReady && !this.isOuterUnbound(e, scope)) {
+        rollback(bound, size0);
+        return undefined;
+      }
+      throw e;
+    }
+  }
+
   private compileUnify(
     lhs: Term,
     rhs: Term,
@@ -878,34 +891,20 @@ export class Compiler {
     bound: Set<number>,
     loc: Location,
   ): (next: Step) => Step {
-    const tryTerm = (t: Term): { ct: CTerm; b: Set<number> } | undefined => {
-      const b = new Set(bound);
-      try {
-        return { ct: this.compileTerm(t, scope, b), b };
-      } catch (e) {
-        if (e instanceof NotReady && !this.isOuterUnbound(e, scope)) return undefined;
-        throw e;
-      }
-    };
-    const commit = (b: Set<number>) => {
-      for (const s of b) bound.add(s);
-    };
     const lvar = lhs.t === 'var' && this.isUnboundLocal(lhs.name, scope, bound);
     const rvar = rhs.t === 'var' && this.isUnboundLocal(rhs.name, scope, bound);
     if (!lvar) {
-      const l = tryTerm(lhs);
+      const l = this.tryTerm(lhs, scope, bound);
       if (l) {
-        commit(l.b);
         const m = this.compileMatch(rhs, scope, bound);
-        return iterMatch(l.ct, m);
+        return iterMatch(l, m);
       }
     }
     if (!rvar) {
-      const r = tryTerm(rhs);
+      const r = this.tryTerm(rhs, scope, bound);
       if (r) {
-        commit(r.b);
         const m = this.compileMatch(lhs, scope, bound);
-        return iterMatch(r.ct, m);
+        return iterMatch(r, m);
       }
     }
     if (lhs.t === 'array' && rhs.t === 'array' && lhs.items.length === rhs.items.length) {
@@ -1141,7 +1140,7 @@ export class Compiler {
           items.push(this.compileTerm(k, scope, bound));
           items.push(this.compileTerm(v, scope, bound));
         }
-        return collection(items, objectOf);
+        return collection(items, objectBuilder(items));
       }
       case 'arraycomp':
       case 'setcomp':
@@ -1216,7 +1215,7 @@ export class Compiler {
           throw new NotReady(head.name, head.loc);
         }
         segsT = res.segs;
-        if (res.root === 'input') base = groundTerm((c) => c.input);
+        if (res.root === 'input') base = INPUT_TERM;
         else dataRoot = true;
       }
     } else base = this.compileTerm(head, scope, bound);
@@ -1244,6 +1243,14 @@ export class Compiler {
         } else if (plan) {
           // the ref reaches base data only: walk it without consulting the rule tree
           const { from } = plan;
+          const lead = segsT.slice(0, from).map((s) => (s as { v: Value }).v);
+          if (from < n && lead.every((k) => typeof k === 'string'))
+            return baseDataTerm(
+              root,
+              lead.map((k) => intern(keyOf(k))),
+              lead,
+              gs.slice(from),
+            );
           return groundTerm((c, f) => {
             const ks: Value[] = new Array(n);
             for (let i = 0; i < n; i++) {
@@ -1277,10 +1284,31 @@ export class Compiler {
       // constant string keys (input.a.b, x.y): look the object keys up directly
       const bg = b.g;
       const ks = segsT.map((s) => (s as { v: string }).v);
-      const mks = ks.map((k) => keyOf(k));
+      const mks = ks.map((k) => intern(keyOf(k)));
       if (ks.length === 1) {
         const k0 = ks[0] as string;
         const m0 = mks[0] as string;
+        const fs = b.fs;
+        if (b === INPUT_TERM)
+          // a field of the input (input.resource): read it directly
+          return groundTerm((c) => {
+            const v = c.input;
+            if (v instanceof RObject) {
+              const e = v.m.get(m0);
+              return e === undefined ? undefined : e[1];
+            }
+            return v === undefined ? undefined : indexValue(v, k0);
+          });
+        if (fs !== undefined)
+          // a field of a local variable (g.resource): read the frame directly
+          return groundTerm((_c, f) => {
+            const v = f[fs];
+            if (v instanceof RObject) {
+              const e = v.m.get(m0);
+              return e === undefined ? undefined : e[1];
+            }
+            return v === undefined ? undefined : indexValue(v, k0);
+          });
         return groundTerm((c, f) => {
           const v = bg(c, f);
           if (v instanceof RObject) {
@@ -1329,16 +1357,14 @@ export class Compiler {
         return { g: undefined, slot: l.slot, m: undefined };
       }
     }
+    const size0 = bound.size;
     try {
-      const b2 = new Set(bound);
-      const ct = this.compileTerm(s, scope, b2);
-      if (ct.g) {
-        for (const x of b2) bound.add(x);
-        return { g: ct.g, slot: -1, m: undefined };
-      }
+      const ct = this.compileTerm(s, scope, bound);
+      if (ct.g) return { g: ct.g, slot: -1, m: undefined };
     } catch (e) {
       if (!(e instanceof NotReady) || this.isOuterUnbound(e, scope)) throw e;
     }
+    rollback(bound, size0);
     return { g: undefined, slot: -1, m: this.compileMatch(s, scope, bound) };
   }
 
@@ -1375,14 +1401,14 @@ export class Compiler {
     const rem = t.args.map((_a, i) => i);
     // fast path: left to right
     {
-      const b2 = new Set(bound);
+      const size0 = bound.size;
       try {
-        for (let i = 0; i < t.args.length; i++) args[i] = this.compileTerm(t.args[i] as Term, scope, b2);
-        for (const x of b2) bound.add(x);
+        for (let i = 0; i < t.args.length; i++) args[i] = this.compileTerm(t.args[i] as Term, scope, bound);
         for (const i of rem) order.push(i);
         rem.length = 0;
       } catch (e) {
         if (!(e instanceof NotReady)) throw e;
+        rollback(bound, size0);
       }
     }
     while (rem.length) {
@@ -1417,7 +1443,7 @@ export class Compiler {
         );
       scope.rc.deps.add(node);
       fullName = node.name;
-      impl = (c, vs) => callUserFunction(c, node, vs);
+      impl = userImpl(node);
     } else {
       if (name === 'rego.metadata.chain' && t.args.length === 0) {
         const chain = this.ruleMetadata(scope.rc).chain;
@@ -1449,7 +1475,7 @@ export class Compiler {
           t.loc,
         );
       fullName = name;
-      impl = (c, vs) => callBuiltin(c, bi, vs, name, t.loc);
+      impl = builtinImpl(bi, name, t.loc);
       if (bi.relation) {
         return iterTerm((c, f, k) =>
           iterAll(args, 0, [], c, f, (vs) => {
@@ -1459,101 +1485,8 @@ export class Compiler {
         );
       }
     }
-    const loc = t.loc;
-    const call = (c: Ctx, vs: Value[]): Value | undefined => {
-      if (c.fnOverrides.size > 0) {
-        const o = c.fnOverrides.get(fullName);
-        if (o) return 'value' in o ? o.value : o.fn(c, vs);
-      }
-      return impl(c, vs);
-    };
-    void loc;
-    const n = args.length;
-    if (args.every((a) => a.g)) {
-      const gs = args.map((a) => a.g as Ground);
-      // built-ins with an allocation-free path: take it unless `with` replaced a function
-      const bi = node ? undefined : this.builtins.get(name);
-      if (n === 1 && bi?.fast1) {
-        const fast = bi.fast1;
-        const g0 = gs[0] as Ground;
-        return groundTerm((c, f) => {
-          const a = g0(c, f);
-          if (a === undefined) return undefined;
-          if (c.fnOverrides.size === 0) {
-            const r = fast(a);
-            if (r !== undefined) return r;
-          }
-          return call(c, [a]);
-        });
-      }
-      if (n === 2 && bi?.fast2) {
-        const fast = bi.fast2;
-        const g0 = gs[0] as Ground;
-        const g1 = gs[1] as Ground;
-        return groundTerm((c, f) => {
-          const a = g0(c, f);
-          if (a === undefined) return undefined;
-          const b = g1(c, f);
-          if (b === undefined) return undefined;
-          if (c.fnOverrides.size === 0) {
-            const r = fast(a, b);
-            if (r !== undefined) return r;
-          }
-          return call(c, [a, b]);
-        });
-      }
-      if (n === 3 && bi?.fast3) {
-        const fast = bi.fast3;
-        const g0 = gs[0] as Ground;
-        const g1 = gs[1] as Ground;
-        const g2 = gs[2] as Ground;
-        return groundTerm((c, f) => {
-          const a = g0(c, f);
-          if (a === undefined) return undefined;
-          const b = g1(c, f);
-          if (b === undefined) return undefined;
-          const d = g2(c, f);
-          if (d === undefined) return undefined;
-          if (c.fnOverrides.size === 0) {
-            const r = fast(a, b, d);
-            if (r !== undefined) return r;
-          }
-          return call(c, [a, b, d]);
-        });
-      }
-      if (n === 1) {
-        const g0 = gs[0] as Ground;
-        return groundTerm((c, f) => {
-          const a = g0(c, f);
-          return a === undefined ? undefined : call(c, [a]);
-        });
-      }
-      if (n === 2) {
-        const g0 = gs[0] as Ground;
-        const g1 = gs[1] as Ground;
-        return groundTerm((c, f) => {
-          const a = g0(c, f);
-          if (a === undefined) return undefined;
-          const b = g1(c, f);
-          return b === undefined ? undefined : call(c, [a, b]);
-        });
-      }
-      return groundTerm((c, f) => {
-        const vs: Value[] = new Array(n);
-        for (let i = 0; i < n; i++) {
-          const v = (gs[i] as Ground)(c, f);
-          if (v === undefined) return undefined;
-          vs[i] = v;
-        }
-        return call(c, vs);
-      });
-    }
-    return iterTerm((c, f, k) =>
-      iterOrdered(args, order, 0, new Array(n), c, f, (vs) => {
-        const r = call(c, vs.slice());
-        if (r !== undefined) k(r);
-      }),
-    );
+    // built-ins with an allocation-free path take it unless `with` replaced a function
+    return callTerm(args, order, node ? undefined : this.builtins.get(name), makeCall(fullName, impl));
   }
 
   // -----------------------------------------------------------------------------------------
@@ -1574,11 +1507,7 @@ export class Compiler {
             node = node.children.get(k);
           }
           if (!node) continue;
-          const addAll = (x: RuleNode) => {
-            if (x.isRule || x.isFunc) s.add(x);
-            for (const ch of x.children.values()) addAll(ch);
-          };
-          addAll(node);
+          addRuleNodes(node, s);
         }
         for (const p of rc.dynPrefixes) {
           let node: RuleNode | undefined = this.root;
@@ -1669,8 +1598,175 @@ function dataPlan(
 // methods: a closure made inside a method keeps that method's whole context alive (its scope and
 // bound-variable sets), which made compiled policies large and slow to build.
 
+/**
+ * `data.a.b[k]…` that leaves the rule tree for base data after its constant string keys `lead`
+ * (map keys mks): look those up directly, then index with the runtime keys `rest`.
+ */
+function baseDataTerm(root: RuleNode, mks: string[], lead: Value[], rest: Ground[]): CTerm {
+  const nl = mks.length;
+  const nr = rest.length;
+  return groundTerm((c, f) => {
+    const ks: Value[] = new Array(nr);
+    for (let i = 0; i < nr; i++) {
+      const k = (rest[i] as Ground)(c, f);
+      if (k === undefined) return undefined;
+      ks[i] = k;
+    }
+    if (c.overrides.length > 0) return lookupData(c, root, [...lead, ...ks]);
+    let b: Value | undefined = c.data;
+    for (let i = 0; i < nl; i++) {
+      if (!(b instanceof RObject)) return undefined;
+      const e = b.m.get(mks[i] as string);
+      if (e === undefined) return undefined;
+      b = e[1];
+    }
+    return indexPath(b as Value, ks, 0);
+  });
+}
+
+type CallImpl = (c: Ctx, vs: Value[]) => Value | undefined;
+
+// The closures of a call are made by these helpers so they keep only what they use alive (not the
+// compiler's scope, bound set and terms), and stay unnamed (tsx keeps names: a named closure costs
+// a property definition each time one is made).
+
+function userImpl(node: RuleNode): CallImpl {
+  return (c, vs) => callUserFunction(c, node, vs);
+}
+
+function builtinImpl(bi: BuiltinDef, name: string, loc: Location): CallImpl {
+  return (c, vs) => callBuiltin(c, bi, vs, name, loc);
+}
+
+/** A call honouring `with` replacements of the function (by its full name). */
+function makeCall(fullName: string, impl: CallImpl): CallImpl {
+  return (c, vs) => {
+    if (c.fnOverrides.size > 0) {
+      const o = c.fnOverrides.get(fullName);
+      if (o) return 'value' in o ? o.value : o.fn(c, vs);
+    }
+    return impl(c, vs);
+  };
+}
+
+/** The term of a call with compiled arguments (evaluated in `order` when some iterate). */
+function callTerm(args: CTerm[], order: number[], bi: BuiltinDef | undefined, call: CallImpl): CTerm {
+  const n = args.length;
+  if (args.every((a) => a.g)) {
+    const gs = args.map((a) => a.g as Ground);
+    if (n === 1 && bi?.fast1) {
+      const fast = bi.fast1;
+      const g0 = gs[0] as Ground;
+      return groundTerm((c, f) => {
+        const a = g0(c, f);
+        if (a === undefined) return undefined;
+        if (c.fnOverrides.size === 0) {
+          const r = fast(a);
+          if (r !== undefined) return r;
+        }
+        return call(c, [a]);
+      });
+    }
+    if (n === 2 && bi?.fast2) {
+      const fast = bi.fast2;
+      const g0 = gs[0] as Ground;
+      const g1 = gs[1] as Ground;
+      return groundTerm((c, f) => {
+        const a = g0(c, f);
+        if (a === undefined) return undefined;
+        const b = g1(c, f);
+        if (b === undefined) return undefined;
+        if (c.fnOverrides.size === 0) {
+          const r = fast(a, b);
+          if (r !== undefined) return r;
+        }
+        return call(c, [a, b]);
+      });
+    }
+    if (n === 3 && bi?.fast3) {
+      const fast = bi.fast3;
+      const g0 = gs[0] as Ground;
+      const g1 = gs[1] as Ground;
+      const g2 = gs[2] as Ground;
+      return groundTerm((c, f) => {
+        const a = g0(c, f);
+        if (a === undefined) return undefined;
+        const b = g1(c, f);
+        if (b === undefined) return undefined;
+        const d = g2(c, f);
+        if (d === undefined) return undefined;
+        if (c.fnOverrides.size === 0) {
+          const r = fast(a, b, d);
+          if (r !== undefined) return r;
+        }
+        return call(c, [a, b, d]);
+      });
+    }
+    if (n === 1) {
+      const g0 = gs[0] as Ground;
+      return groundTerm((c, f) => {
+        const a = g0(c, f);
+        return a === undefined ? undefined : call(c, [a]);
+      });
+    }
+    if (n === 2) {
+      const g0 = gs[0] as Ground;
+      const g1 = gs[1] as Ground;
+      return groundTerm((c, f) => {
+        const a = g0(c, f);
+        if (a === undefined) return undefined;
+        const b = g1(c, f);
+        return b === undefined ? undefined : call(c, [a, b]);
+      });
+    }
+    return groundTerm((c, f) => {
+      const vs: Value[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = (gs[i] as Ground)(c, f);
+        if (v === undefined) return undefined;
+        vs[i] = v;
+      }
+      return call(c, vs);
+    });
+  }
+  return iterTerm((c, f, k) =>
+    iterOrdered(args, order, 0, new Array(n), c, f, (vs) => {
+      const r = call(c, vs.slice());
+      if (r !== undefined) k(r);
+    }),
+  );
+}
+
+/** Take back the slots added to bound since it had size0 of them (a Set iterates in insertion order). */
+function rollback(bound: Set<number>, size0: number): void {
+  if (bound.size === size0) return;
+  const added: number[] = [];
+  let i = 0;
+  for (const s of bound) if (i++ >= size0) added.push(s);
+  for (const s of added) bound.delete(s);
+}
+
+/** Add the rules and functions at and under node to s. */
+function addRuleNodes(x: RuleNode, s: Set<RuleNode>): void {
+  if (x.isRule || x.isFunc) s.add(x);
+  for (const ch of x.children.values()) addRuleNodes(ch, s);
+}
+
+/** The step that just continues (the end of every body). */
+const DONE: Step = (_c, _f, k) => k();
+
+/** The term `input` (one shared term: it reads only the context). */
+const INPUT_TERM: CTerm = groundTerm((c) => c.input);
+
+/** The same string, internalized (so map lookups with it compare by identity against data keys). */
+function intern(s: string): string {
+  return Object.keys({ [s]: 0 })[0] ?? s;
+}
+
 function slotTerm(slot: number): CTerm {
-  return groundTerm((_c, f) => f[slot]);
+  const t = groundTerm((_c, f) => f[slot]);
+  t.fs = slot;
+  return t;
 }
 
 function arrayOf(vs: Value[]): Value {
@@ -1681,6 +1777,29 @@ function setOf(vs: Value[]): Value {
   return RSet.of(vs);
 }
 
+/**
+ * The builder of an object literal: with distinct constant string keys (the usual case) the key
+ * order is sorted once here, so built objects need no sorting when compared or converted to JSON.
+ */
+function objectBuilder(items: CTerm[]): (vs: Value[]) => Value {
+  const n = items.length / 2;
+  const keys: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = items[2 * i]?.k;
+    if (typeof k !== 'string' || keys.includes(k)) return objectOf;
+    keys.push(k);
+  }
+  const order = keys.map((_, i) => i).sort((a, b) => compare(keys[a] as string, keys[b] as string));
+  const sortedKeys = order.map((i) => keys[i] as string);
+  const mkeys = sortedKeys.map((k) => keyOf(k));
+  const valueAt = order.map((i) => 2 * i + 1);
+  return (vs) => {
+    const vals: Value[] = new Array(n);
+    for (let i = 0; i < n; i++) vals[i] = vs[valueAt[i] as number] as Value;
+    return RObject.sortedStrings(sortedKeys, mkeys, vals);
+  };
+}
+
 function objectOf(vs: Value[]): Value {
   const o = new RObject();
   for (let i = 0; i < vs.length; i += 2) o.set(vs[i] as Value, vs[i + 1] as Value);
@@ -1688,6 +1807,16 @@ function objectOf(vs: Value[]): Value {
 }
 
 function arrayComprehension(body: Step, h0: CTerm): CTerm {
+  const hg = h0.g;
+  if (hg)
+    return groundTerm((c, f) => {
+      const out: Value[] = [];
+      body(c, f, () => {
+        const v = hg(c, f);
+        if (v !== undefined) out.push(v);
+      });
+      return out;
+    });
   return groundTerm((c, f) => {
     const out: Value[] = [];
     body(c, f, () => h0.it(c, f, (v) => out.push(v)));
@@ -1696,6 +1825,16 @@ function arrayComprehension(body: Step, h0: CTerm): CTerm {
 }
 
 function setComprehension(body: Step, h0: CTerm): CTerm {
+  const hg = h0.g;
+  if (hg)
+    return groundTerm((c, f) => {
+      const out = new RSet();
+      body(c, f, () => {
+        const v = hg(c, f);
+        if (v !== undefined) out.add(v);
+      });
+      return out;
+    });
   return groundTerm((c, f) => {
     const out = new RSet();
     body(c, f, () => h0.it(c, f, (v) => out.add(v)));

@@ -10,7 +10,6 @@ interface Token {
   v: string;
   /** decoded string value, or template parts */
   s?: string;
-  parts?: { text: string } | undefined;
   tparts?: (string | { src: string; line: number; col: number })[];
   line: number;
   col: number;
@@ -102,9 +101,9 @@ export function lex(
   // start of the current token (one closure for the whole source, not one per token)
   let sl = line;
   let sc = col;
-  const push = (k: TokKind, v: string, extra?: Partial<Token>) => {
-    const t: Token = { k, v, line: sl, col: sc, nl, ws };
-    if (extra) Object.assign(t, extra);
+  // every token has every field (one object shape, no later property additions)
+  const push = (k: TokKind, v: string, s?: string, tparts?: Token['tparts']) => {
+    const t: Token = { k, v, s, tparts, line: sl, col: sc, nl, ws, loc: undefined };
     toks.push(t);
     nl = false;
     ws = false;
@@ -178,7 +177,7 @@ export function lex(
       }
       col += j + 1 - i;
       i = j + 1;
-      push('string', raw, { s });
+      push('string', raw, s);
       continue;
     }
     if (c === '`') {
@@ -188,7 +187,7 @@ export function lex(
       const s = src.slice(i + 1, j);
       for (let q = i; q <= j; q++) adv(src[q] as string);
       i = j + 1;
-      push('string', s, { s });
+      push('string', s, s);
       continue;
     }
     if (c === '$' && (src[i + 1] === '"' || src[i + 1] === '`')) {
@@ -268,7 +267,7 @@ export function lex(
       }
       if (buf) tparts.push(buf);
       i = j;
-      push('tmpl', '$template', { tparts });
+      push('tmpl', '$template', undefined, tparts);
       continue;
     }
     // every two-character operator ends in `=`
@@ -287,7 +286,17 @@ export function lex(
     }
     throw perr(`unexpected character ${JSON.stringify(c)}`, { file, line: sl, col: sc });
   }
-  toks.push({ k: 'eof', v: '', line, col, nl: true, ws: true });
+  toks.push({
+    k: 'eof',
+    v: '',
+    s: undefined,
+    tparts: undefined,
+    line,
+    col,
+    nl: true,
+    ws: true,
+    loc: undefined,
+  });
   return toks;
 }
 

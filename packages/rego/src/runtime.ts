@@ -20,6 +20,8 @@ export interface CTerm {
   it: Iter;
   /** the term's value when it is a compile-time constant (scalars and collections of constants) */
   k?: Value | undefined;
+  /** the frame slot when the term is just a local variable's value */
+  fs?: number | undefined;
 }
 
 const UNDEF = Symbol('undefined');
@@ -149,6 +151,7 @@ export interface Seg {
 /** A term with at most one value; its iterator is made only if something asks for it. */
 class GroundTerm implements CTerm {
   k: Value | undefined = undefined;
+  fs: number | undefined = undefined;
   private iter: Iter | undefined = undefined;
   constructor(readonly g: Ground) {}
   get it(): Iter {
@@ -519,13 +522,16 @@ function computeNode(c: Ctx, node: RuleNode): Value | undefined {
   }
   if (first.kind === 'set') {
     const s = new RSet();
-    for (const r of rules) {
+    // one continuation for all the node's rules (each rule sets the frame and clause it reads)
+    const st: SetState = { f: NO_FRAME, cl: first.clauses[0] as Clause };
+    const emit = setEmitter(c, s, st);
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i] as CompiledRule;
       const f: Frame = new Array(r.nslots);
       const cl = r.clauses[0] as Clause;
-      cl.body(c, f, () => {
-        const e = cl.element?.(c, f);
-        if (e !== undefined) s.add(e);
-      });
+      st.f = f;
+      st.cl = cl;
+      cl.body(c, f, emit);
     }
     return s;
   }
@@ -568,6 +574,23 @@ function computeNode(c: Ctx, node: RuleNode): Value | undefined {
   };
   for (const [k, ch] of node.children) mergeChild([k], ch);
   return o;
+}
+
+interface SetState {
+  f: Frame;
+  cl: Clause;
+}
+const NO_FRAME: Frame = [];
+
+/**
+ * The continuation adding a set rule's element. Made here, not as a named local closure: bundlers
+ * that keep function names (tsx, esbuild keepNames) would redefine the name of every such closure.
+ */
+function setEmitter(c: Ctx, s: RSet, st: SetState): Cont {
+  return () => {
+    const e = st.cl.element?.(c, st.f);
+    if (e !== undefined) s.add(e);
+  };
 }
 
 function insertNested(

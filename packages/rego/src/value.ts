@@ -62,6 +62,19 @@ export class RObject {
     for (const [k, v] of entries) o.set(k, v);
     return o;
   }
+  /** An object of distinct string keys already in sorted order (mkeys: their map keys). */
+  static sortedStrings(keys: string[], mkeys: string[], vals: Value[]): RObject {
+    const m = new Map<string, [Value, Value]>();
+    const entries: [Value, Value][] = new Array(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const e: [Value, Value] = [keys[i] as string, vals[i] as Value];
+      entries[i] = e;
+      m.set(mkeys[i] as string, e);
+    }
+    const o = new RObject(m);
+    o.sortedCache = entries;
+    return o;
+  }
   get size(): number {
     return this.m.size;
   }
@@ -91,7 +104,7 @@ export class RObject {
   }
   sortedEntries(): [Value, Value][] {
     if (this.sortedCache === undefined) {
-      this.sortedCache = [...this.m.values()].sort((a, b) => compare(a[0], b[0]));
+      this.sortedCache = [...this.m.values()].sort(compareEntries);
     }
     return this.sortedCache;
   }
@@ -125,12 +138,22 @@ export class RSet {
     this.m.set(keyOf(v), v);
   }
   sorted(): Value[] {
-    if (this.sortedCache === undefined) this.sortedCache = [...this.m.values()].sort(compare);
+    if (this.sortedCache === undefined) this.sortedCache = [...this.m.values()].sort(compareFast);
     return this.sortedCache;
   }
   clone(): RSet {
     return new RSet(new Map(this.m));
   }
+}
+
+/** compare, with the common case (two strings) first */
+export function compareFast(a: Value, b: Value): number {
+  if (typeof a === 'string' && typeof b === 'string') return a === b ? 0 : a < b ? -1 : 1;
+  return compare(a, b);
+}
+
+function compareEntries(a: [Value, Value], b: [Value, Value]): number {
+  return compareFast(a[0], b[0]);
 }
 
 export function isNumber(v: Value | undefined): v is number | bigint {
@@ -299,10 +322,18 @@ export function fromJSON(x: unknown): Value {
         return o;
       }
       {
-        const o = new RObject();
+        // a fresh object: build its map directly (string keys, as RObject.set would key them)
+        const m = new Map<string, [Value, Value]>();
         const rec = x as Record<string, unknown>;
-        for (const k of Object.keys(rec)) o.set(k, fromJSON(rec[k]));
-        return o;
+        for (const k of Object.keys(rec)) {
+          const x = rec[k];
+          // strings (most values) convert to themselves
+          m.set(k.length > 0 && k.charCodeAt(0) < 2 ? `\u0001${k}` : k, [
+            k,
+            typeof x === 'string' ? x : fromJSON(x),
+          ]);
+        }
+        return new RObject(m);
       }
   }
 }

@@ -1,5 +1,6 @@
 import {
   compare,
+  compareFast,
   compareNum,
   equal,
   isInteger,
@@ -344,10 +345,12 @@ export const coreBuiltins: BuiltinDef[] = [
     arity: 1,
     fn: (a) => {
       const v = a[0] as Value;
-      if (Array.isArray(v)) return [...v].sort(compare);
+      if (Array.isArray(v)) return [...v].sort(compareFast);
       if (v instanceof RSet) return [...v.sorted()];
       throw typeErr('sort', 1, 'one of {array, set}', v);
     },
+    fast1: (v) =>
+      Array.isArray(v) ? [...v].sort(compareFast) : v instanceof RSet ? [...v.sorted()] : undefined,
   },
   // sets
   { name: 'and', arity: 2, fn: (a) => setInter(set('and', a, 0), set('and', a, 1)) },
