@@ -94,6 +94,12 @@ export async function exchange(req: TokenRequest, deps: ExchangeDeps): Promise<T
   };
 
   const zone = deps.zones.get(req.zoneId);
+  if (!zone && (deps.zones.syncedAt() === undefined || deps.zones.error() !== undefined)) {
+    // Zone state cannot be read: say so, rather than blaming the client's credentials.
+    return refuse(oauthError('temporarily_unavailable', 'Zone state is not available; try again.'), 'error', [
+      'zones_unavailable',
+    ]);
+  }
   const app = zone?.applications.get(req.applicationId);
   // One answer for unknown zone, unknown application and wrong secret: nothing to enumerate.
   if (!zone || !app || !verifyClientSecret(deps.keyring, app, req.clientSecret, deps.clock.now())) {
