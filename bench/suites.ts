@@ -1,4 +1,5 @@
 import { busSuite } from './bus.js';
+import { governedSuite } from './governed.js';
 import type { BenchSuite } from './harness.js';
 import { mandateSuite } from './mandate.js';
 import { mintSuite } from './mint.js';
@@ -6,4 +7,11 @@ import { policySuite } from './policy.js';
 import { startupSuite } from './startup.js';
 
 /** Every benchmark `npm run bench` knows, in the order it runs them. */
-export const suites: BenchSuite[] = [startupSuite, busSuite, policySuite, mandateSuite, mintSuite];
+export const suites: BenchSuite[] = [
+  startupSuite,
+  busSuite,
+  policySuite,
+  mandateSuite,
+  mintSuite,
+  governedSuite,
+];

@@ -55,6 +55,7 @@ export async function seedZone(
     policy?: string;
     grant?: Record<string, unknown>;
     data?: Record<string, unknown>;
+    upstreamUrl?: string;
   } = {},
 ): Promise<SeededZone> {
   const zoneId = opts.zoneId ?? 'z1';
@@ -66,7 +67,7 @@ export async function seedZone(
   await createResource(db, ctx(), zoneId, {
     identifier: 'resource://crm/contacts',
     scopes,
-    upstream_url: 'https://crm.example.com/api',
+    upstream_url: opts.upstreamUrl ?? 'https://crm.example.com/api',
   });
   await putDataDocument(db, ctx(), zoneId, {
     document: {
