@@ -33,6 +33,7 @@ const keyring = createKeyring('g'.repeat(40));
 const ISSUER = 'http://caracal-sts.test';
 const LOCAL = 'resource://crm/local';
 const OPS = 'resource://crm/ops';
+const PRIVATE = 'resource://crm/private';
 const logger = createLogger({ level: 'silent' });
 const ctx = () => ({ keyring, now: Date.now(), actor: 'test' });
 const REDIS = new URL(process.env.CARACAL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -220,6 +221,13 @@ beforeAll(async () => {
       { method: 'GET', path: '/files/*', scope: 'read' },
     ],
   });
+  // The same loopback upstream, but this resource opts in to a private upstream on its own.
+  await createResource(t.db, ctx(), 'z1', {
+    identifier: PRIVATE,
+    scopes: ['read'],
+    upstream_url: upstream.url('/private'),
+    allow_private_upstream: true,
+  });
   stsPort = await freePort();
   sts = await startTestSts(t.db, keyring, {
     flags: { ports: { sts: stsPort }, sts: { issuer: ISSUER, zonePollMs: 200 } },
@@ -275,6 +283,46 @@ describe('gateway: allowed requests', () => {
     const undeclared = await call(await mint(OPS), '/admin', { resource: OPS });
     expect(undeclared.json.code).toBe('operation_not_permitted');
     expect(upstream.seen.length).toBe(before + 2);
+  });
+});
+
+describe('gateway: per-resource private upstream opt-in (global flag off)', () => {
+  let strict: RunningGateway;
+  beforeAll(async () => {
+    strict = await startGateway({ gateway: { allowPrivateUpstreams: false } });
+    cleanups.push(() => strict.stop());
+  });
+
+  it('refuses a loopback upstream whose resource did not opt in, before reaching it', async () => {
+    const before = upstream.seen.length;
+    const res = await call(await mint(), '/items/1', { base: strict.url });
+    expect({ status: res.status, code: res.json.code }).toEqual({
+      status: 403,
+      code: 'upstream_address_refused',
+    });
+    expect(upstream.seen.length).toBe(before);
+  });
+
+  it('reaches the loopback upstream of a resource that opted in', async () => {
+    const before = upstream.seen.length;
+    const res = await call(await mint(PRIVATE), '/items/1', { base: strict.url, resource: PRIVATE });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ method: 'GET', url: '/private/items/1' });
+    expect(upstream.seen.length).toBe(before + 1);
+    const seen = upstream.seen.at(-1)!;
+    // No brokered credential: the upstream gets the resource mandate, never the caller's gateway mandate.
+    expect(seen.headers.authorization).toMatch(/^Bearer /);
+    const claims = JSON.parse(
+      Buffer.from(seen.headers.authorization!.slice(7).split('.')[1]!, 'base64url').toString('utf8'),
+    );
+    expect(claims).toMatchObject({ use: 'resource', aud: PRIVATE });
+  });
+
+  it('the opt-in is per resource: a not-opted-in resource is still refused afterwards', async () => {
+    const before = upstream.seen.length;
+    const res = await call(await mint(), '/items/1', { base: strict.url });
+    expect(res.json.code).toBe('upstream_address_refused');
+    expect(upstream.seen.length).toBe(before);
   });
 });
 

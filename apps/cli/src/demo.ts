@@ -10,9 +10,12 @@ import rego.v1
 deny contains "demo_read_only" if "write" in input.scopes
 `;
 
+const RESOURCE = 'resource://demo/echo';
+
 interface Opts {
   api?: string;
   sts?: string;
+  gateway?: string;
   token?: string;
   zone: string;
   upstream: boolean;
@@ -21,15 +24,16 @@ interface Opts {
 
 class ApiError extends Error {}
 
-/** Creates a demo zone through the API and prints the curl that mints a mandate at the STS. */
+/** Creates a demo zone through the API; prints the curl that mints a mandate and the governed call through the Gateway. */
 export function registerDemoCommand(program: Command) {
   program
     .command('demo')
     .description(
-      'create a demo zone, application, resource and policy on a running Caracal; print a mint curl',
+      'create a demo zone, application, resource and policy on a running Caracal; print a mint curl and a governed call through the Gateway',
     )
     .option('--api <url>', 'API URL (default from config)')
     .option('--sts <url>', 'STS URL (default from config)')
+    .option('--gateway <url>', 'Gateway URL (default from config)')
     .option('--token <token>', 'admin token (default: the bootstrap token in the data dir)')
     .option('--zone <id>', 'zone id', 'demo')
     .option('--no-upstream', 'do not start the echo upstream (exit after setup)')
@@ -38,6 +42,7 @@ export function registerDemoCommand(program: Command) {
       const config = loadCliConfig(program.opts<GlobalFlags>());
       const api = opts.api ?? `http://${config.host}:${config.ports.api}`;
       const sts = opts.sts ?? `http://${config.host}:${config.ports.sts}`;
+      const gateway = opts.gateway ?? `http://${config.host}:${config.ports.gateway}`;
       const token = opts.token ?? resolveSecrets(config).adminToken;
       const zone = opts.zone;
       const call = async (method: string, path: string, body?: unknown, okCodes: string[] = []) => {
@@ -64,17 +69,24 @@ export function registerDemoCommand(program: Command) {
         id: string;
         client_secret: string;
       };
-      await call(
+      // The echo upstream is on loopback: the resource opts in to a private upstream, so the Gateway
+      // forwards to it without turning on gateway.allowPrivateUpstreams for every resource.
+      const resource = {
+        name: 'Echo',
+        scopes: ['read', 'write'],
+        upstream_url: upstreamUrl,
+        allow_private_upstream: true,
+      };
+      const created = await call(
         'POST',
         `/v1/zones/${zone}/resources`,
-        {
-          identifier: 'resource://demo/echo',
-          name: 'Echo',
-          scopes: ['read', 'write'],
-          upstream_url: upstreamUrl,
-        },
+        { identifier: RESOURCE, ...resource },
         ['resource_exists'],
       );
+      if (created.code === 'resource_exists') {
+        // A rerun (perhaps on another upstream port) brings the existing resource up to date.
+        await call('PUT', `/v1/zones/${zone}/resources/${encodeURIComponent(RESOURCE)}`, resource);
+      }
       const current = (await call('GET', `/v1/zones/${zone}/data`, undefined, ['data_not_found'])) as {
         document?: { app_ids?: Record<string, boolean>; grants?: Record<string, unknown[]> };
       };
@@ -109,21 +121,27 @@ export function registerDemoCommand(program: Command) {
         await new Promise((r) => setTimeout(r, 200));
       }
 
-      const curl = [
+      const mint = [
         `curl -s ${sts}/oauth/2/token \\`,
         '  -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\',
         `  -d zone_id=${zone} -d application_id=${appId} \\`,
         `  -d client_secret=${app.client_secret} \\`,
-        '  -d resource=resource://demo/echo -d scope=read',
-      ].join('\n');
+        `  -d resource=${RESOURCE} -d scope=read`,
+      ];
       process.stdout.write(
         [
-          `Demo zone '${zone}' is ready: application ${appId}, resource resource://demo/echo → ${upstreamUrl}.`,
+          `Demo zone '${zone}' is ready: application ${appId}, resource ${RESOURCE} → ${upstreamUrl}.`,
           'The client secret below is shown once. Mint a mandate with:',
           '',
-          curl,
+          mint.join('\n'),
           '',
           `Verify it against ${sts}/.well-known/jwks.json?zone_id=${zone}. Asking for scope=write is denied by the demo policy.`,
+          '',
+          'Call the echo upstream through the Gateway (a mandate is single use: mint a fresh one for each call):',
+          '',
+          `TOKEN=$(${mint.join('\n')} \\`,
+          `  | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`,
+          `curl -s ${gateway}/hello -H "Authorization: Bearer $TOKEN" -H "X-Caracal-Resource: ${RESOURCE}"`,
           '',
         ].join('\n'),
       );

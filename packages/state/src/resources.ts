@@ -33,6 +33,8 @@ export interface Resource {
   operations: ResourceOperation[] | null;
   provider_id: string | null;
   max_mandate_ttl_seconds: number;
+  /** The Gateway may connect to a loopback/private address for this upstream (never metadata/link-local). */
+  allow_private_upstream: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -44,7 +46,7 @@ interface ResourceRow extends Omit<Resource, 'created_at' | 'updated_at'> {
 
 export const DEFAULT_MANDATE_TTL_SECONDS = 300;
 export const RESOURCE_COLUMNS =
-  'zone_id, identifier, name, scopes, upstream_url, allowed_hosts, operations, provider_id, max_mandate_ttl_seconds, created_at, updated_at';
+  'zone_id, identifier, name, scopes, upstream_url, allowed_hosts, operations, provider_id, max_mandate_ttl_seconds, allow_private_upstream, created_at, updated_at';
 
 export function toResource(r: ResourceRow): Resource {
   return { ...r, created_at: r.created_at.toISOString(), updated_at: r.updated_at.toISOString() };
@@ -83,8 +85,8 @@ export async function createResource(
     const at = new Date(ctx.now);
     const inserted = await tx.query(
       `INSERT INTO state_resources (zone_id, identifier, name, scopes, upstream_url, allowed_hosts, operations, provider_id,
-              max_mandate_ttl_seconds, created_at, updated_at)
-       VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $10)
+              max_mandate_ttl_seconds, allow_private_upstream, created_at, updated_at)
+       VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8, $9, $11, $10, $10)
        ON CONFLICT (zone_id, identifier) DO NOTHING RETURNING 1`,
       [
         zoneId,
@@ -97,6 +99,7 @@ export async function createResource(
         r.provider_id ?? null,
         r.max_mandate_ttl_seconds ?? DEFAULT_MANDATE_TTL_SECONDS,
         at,
+        r.allow_private_upstream ?? false,
       ],
     );
     if (!inserted.length) {
@@ -158,7 +161,8 @@ export async function replaceResource(
     await checkProvider(tx, zoneId, r.provider_id);
     await tx.query(
       `UPDATE state_resources SET name = $3, scopes = $4::jsonb, upstream_url = $5, allowed_hosts = $6::jsonb,
-              operations = $7::jsonb, provider_id = $8, max_mandate_ttl_seconds = $9, updated_at = $10
+              operations = $7::jsonb, provider_id = $8, max_mandate_ttl_seconds = $9, updated_at = $10,
+              allow_private_upstream = $11
         WHERE zone_id = $1 AND identifier = $2`,
       [
         zoneId,
@@ -171,6 +175,7 @@ export async function replaceResource(
         r.provider_id ?? null,
         r.max_mandate_ttl_seconds ?? DEFAULT_MANDATE_TTL_SECONDS,
         new Date(ctx.now),
+        r.allow_private_upstream ?? false,
       ],
     );
     await recordChange(tx, ctx, { type: 'resource.updated', zoneId, resource: identifier });

@@ -100,6 +100,8 @@ const resourceFields = {
   operations: z.array(operation).max(500).optional(),
   provider_id: z.string().max(64).nullable().optional(),
   max_mandate_ttl_seconds: z.number().int().min(1).max(3600).optional(),
+  /** Let the Gateway connect to a loopback/private upstream for this resource (metadata stays refused). */
+  allow_private_upstream: z.boolean().optional(),
 };
 
 /** Cross-field checks: operations use declared scopes, the upstream host is allowlisted, no duplicates. */

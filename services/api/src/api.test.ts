@@ -121,12 +121,44 @@ describe.each(['postgres', 'pglite'] as const)('api CRUD on %s', (kind) => {
     expect((await call('GET', `/v1/zones/${id}/resources/${enc}`)).body).toMatchObject({
       identifier: rid,
       allowed_hosts: ['api.example.com'],
+      allow_private_upstream: false,
     });
     const put = await call('PUT', `/v1/zones/${id}/resources/${enc}`, {
       scopes: ['read', 'write'],
       upstream_url: 'https://api.example.com/v2',
     });
-    expect(put.body).toMatchObject({ scopes: ['read', 'write'], upstream_url: 'https://api.example.com/v2' });
+    expect(put.body).toMatchObject({
+      scopes: ['read', 'write'],
+      upstream_url: 'https://api.example.com/v2',
+      allow_private_upstream: false,
+    });
+    const privateRid = 'resource://local.example.com/echo';
+    const local = await call('POST', `/v1/zones/${id}/resources`, {
+      identifier: privateRid,
+      scopes: ['read'],
+      upstream_url: 'http://127.0.0.1:8090',
+      allow_private_upstream: true,
+    });
+    expect(local.status).toBe(201);
+    expect(local.body).toMatchObject({ identifier: privateRid, allow_private_upstream: true });
+    const privateEnc = encodeURIComponent(privateRid);
+    expect((await call('GET', `/v1/zones/${id}/resources/${privateEnc}`)).body.allow_private_upstream).toBe(
+      true,
+    );
+    // A replace that omits the flag turns it off (PUT replaces the whole definition).
+    const cleared = await call('PUT', `/v1/zones/${id}/resources/${privateEnc}`, {
+      scopes: ['read'],
+      upstream_url: 'http://127.0.0.1:8090',
+    });
+    expect(cleared.body.allow_private_upstream).toBe(false);
+    const notBool = await call('POST', `/v1/zones/${id}/resources`, {
+      identifier: 'resource://local.example.com/bad',
+      scopes: ['read'],
+      upstream_url: 'http://127.0.0.1:8090',
+      allow_private_upstream: 'yes',
+    });
+    expect(notBool.status).toBe(400);
+    expect((await call('DELETE', `/v1/zones/${id}/resources/${privateEnc}`)).status).toBe(204);
     expect(
       (
         await call('POST', `/v1/zones/${id}/resources`, {

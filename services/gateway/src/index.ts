@@ -139,18 +139,21 @@ export function createGateway(deps: GatewayDeps): Service {
     },
   });
 
-  // One dispatcher per upstream URL: its SSRF policy applies at connect time to every resolved address.
+  // One dispatcher per upstream URL and policy: its SSRF policy applies at connect time to every resolved
+  // address. Private addresses are allowed globally (config) or by the resource's own opt-in.
   const dispatchers = new Map<string, Agent>();
-  const dispatcherFor = (upstreamUrl: string): Agent => {
-    let d = dispatchers.get(upstreamUrl);
+  const dispatcherFor = (upstreamUrl: string, resourceAllowsPrivate: boolean): Agent => {
+    const allowPrivate = config.gateway.allowPrivateUpstreams || resourceAllowsPrivate;
+    const key = `${allowPrivate ? 'private' : 'public'} ${upstreamUrl}`;
+    let d = dispatchers.get(key);
     if (!d) {
       if (dispatchers.size >= MAX_DISPATCHERS) {
         const [oldest, agent] = dispatchers.entries().next().value as [string, Agent];
         dispatchers.delete(oldest);
         void agent.close().catch(() => {});
       }
-      d = createUpstreamDispatcher({ allowPrivate: config.gateway.allowPrivateUpstreams });
-      dispatchers.set(upstreamUrl, d);
+      d = createUpstreamDispatcher({ allowPrivate });
+      dispatchers.set(key, d);
     }
     return d;
   };

@@ -46,7 +46,8 @@ export interface ProxyDeps {
   preflightSec: number;
   /** Set when the Gateway cannot govern requests at all (not installed): every proxied request gets it. */
   disabled?: CaracalError;
-  dispatcherFor(upstreamUrl: string): Dispatcher;
+  /** The SSRF-checking dispatcher for an upstream; `allowPrivate` is the resource's own opt-in. */
+  dispatcherFor(upstreamUrl: string, allowPrivate: boolean): Dispatcher;
   /** Decision events must be recorded (throws → 503); denial and outcome events are best effort. */
   audit(event: GatewayAuditEvent, required: boolean): Promise<void>;
   outcome(result: 'forwarded' | 'denied', code: string): void;
@@ -223,7 +224,7 @@ async function handle(deps: ProxyDeps, req: FastifyRequest, reply: FastifyReply)
   let res: Awaited<ReturnType<typeof forward>>;
   try {
     res = await forward({
-      dispatcher: deps.dispatcherFor(exchanged.upstream.url),
+      dispatcher: deps.dispatcherFor(exchanged.upstream.url, exchanged.upstream.allow_private),
       method: req.method,
       upstreamUrl: exchanged.upstream.url,
       path: pathname,

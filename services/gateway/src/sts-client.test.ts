@@ -9,7 +9,7 @@ import { createStsClient, gatewayServiceKey, serviceSignature } from './sts-clie
 const keyring = createKeyring('k'.repeat(40));
 const answer = {
   resource_mandate: 'a.b.c',
-  upstream: { url: 'https://api.example.com/v1', allowed_hosts: ['api.example.com'] },
+  upstream: { url: 'https://api.example.com/v1', allowed_hosts: ['api.example.com'], allow_private: false },
   credential: null,
   expires_at: 1,
 };

@@ -29,7 +29,12 @@ export function serviceSignature(key: string, nowMs: number, body: string): stri
 
 const exchangeAnswer = z.object({
   resource_mandate: z.string().min(1),
-  upstream: z.object({ url: z.string().url(), allowed_hosts: z.array(z.string()).min(1) }),
+  upstream: z.object({
+    url: z.string().url(),
+    allowed_hosts: z.array(z.string()).min(1),
+    // An STS older than this field never opted a resource in: private stays refused (fail closed).
+    allow_private: z.boolean().default(false),
+  }),
   credential: z.object({ header_name: z.string().min(1), header_value: z.string() }).nullable(),
   expires_at: z.number(),
 });

@@ -118,7 +118,11 @@ describe('POST /internal/gateway/exchange', () => {
     const res = await exchange(b);
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({
-      upstream: { url: 'https://crm.example.com/api', allowed_hosts: ['crm.example.com'] },
+      upstream: {
+        url: 'https://crm.example.com/api',
+        allowed_hosts: ['crm.example.com'],
+        allow_private: false,
+      },
       credential: null,
     });
     const claims = JSON.parse(

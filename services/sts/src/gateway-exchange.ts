@@ -212,7 +212,8 @@ export function registerGatewayExchange(app: HttpApp, deps: GatewayExchangeDeps)
 
 export interface GatewayExchangeAnswer {
   resource_mandate: string;
-  upstream: { url: string; allowed_hosts: string[] };
+  /** `allow_private`: the resource opted in to a loopback/private upstream (the Gateway still refuses metadata). */
+  upstream: { url: string; allowed_hosts: string[]; allow_private: boolean };
   credential: { header_name: string; header_value: string } | null;
   expires_at: number;
 }
@@ -326,7 +327,11 @@ async function gatewayExchange(
   });
   return {
     resource_mandate: minted.token,
-    upstream: { url: resource.upstream_url, allowed_hosts: resource.allowed_hosts },
+    upstream: {
+      url: resource.upstream_url,
+      allowed_hosts: resource.allowed_hosts,
+      allow_private: resource.allow_private_upstream,
+    },
     credential: credential
       ? { header_name: credential.headerName, header_value: credential.headerValue }
       : null,
