@@ -8,6 +8,7 @@ export {
   type EntryHandler,
 } from './consumer.js';
 export { type BusOptions, createBus } from './create-bus.js';
+export { type FailFastRedis, failFastRedis } from './fail-fast-redis.js';
 export { busReadinessCheck, registerStreamMetrics, type StreamMetricsOptions } from './metrics.js';
 export { type BusMigration, busMigrations } from './migrations/index.js';
 export { publishOrSpool } from './publish-or-spool.js';

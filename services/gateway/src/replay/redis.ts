@@ -1,5 +1,6 @@
+import { failFastRedis } from '@caracal/bus';
 import { type Clock, systemClock } from '@caracal/core';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { checkJti, DEFAULT_LEEWAY_MS, type ReplayGuard, replayStoreUnavailable } from './types.js';
 
 export interface RedisReplayGuardOptions {
@@ -22,51 +23,7 @@ export function createRedisReplayGuard(opts: RedisReplayGuardOptions): ReplayGua
   const timeoutMs = opts.commandTimeoutMs ?? 250;
   const leewayMs = opts.leewayMs ?? DEFAULT_LEEWAY_MS;
   const clock = opts.clock ?? systemClock;
-  const owned = !opts.redis;
-  let redis: Redis;
-  if (opts.redis) redis = opts.redis;
-  else {
-    if (!opts.url) throw new Error('createRedisReplayGuard needs a url or a redis connection');
-    const options: RedisOptions = {
-      lazyConnect: true,
-      protocol: 2,
-      // Fail fast: a jti that cannot be consumed now is a denied request, never a queued or replayed SET.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: timeoutMs,
-      connectTimeout: 1_000,
-      enableAutoPipelining: true,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-    };
-    redis = new Redis(opts.url, options);
-    redis.on('error', () => {}); // surfaced per consume as replay_store_unavailable
-    redis.connect().catch(() => {});
-  }
-
-  // Until the first connection attempt settles, a consume waits for it (at most one command timeout), so
-  // the first requests after start do not fail just because the connection is still opening.
-  let settled = redis.status === 'ready';
-  const firstAttempt = new Promise<void>((resolve) => {
-    const done = () => {
-      settled = true;
-      for (const ev of ['ready', 'error', 'close'] as const) redis.off(ev, done);
-      resolve();
-    };
-    if (settled) resolve();
-    else for (const ev of ['ready', 'error', 'close'] as const) redis.once(ev, done);
-  });
-  async function ready(): Promise<void> {
-    if (settled) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      firstAttempt,
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-  }
+  const { redis, owned, ready } = failFastRedis({ ...opts, commandTimeoutMs: timeoutMs });
 
   return {
     async consume(jti: string, expiresAtMs: number): Promise<boolean> {

@@ -1,4 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { failFastRedis } from '@caracal/bus';
+import type { Redis } from 'ioredis';
 import {
   DEFAULT_WINDOW_MS,
   decide,
@@ -35,56 +36,11 @@ export function createRedisRateLimiter(opts: RedisRateLimiterOptions): RateLimit
   const windowMs = opts.windowMs ?? DEFAULT_WINDOW_MS;
   const prefix = opts.keyPrefix ?? 'caracal:sts:mint:';
   const timeoutMs = opts.commandTimeoutMs ?? 250;
-  const owned = !opts.redis;
-  let redis: Redis;
-  if (opts.redis) redis = opts.redis;
-  else {
-    if (!opts.url) throw new Error('createRedisRateLimiter needs a url or a redis connection');
-    const options: RedisOptions = {
-      lazyConnect: true,
-      protocol: 2,
-      // Fail fast: a hit that cannot be counted now is a denied mint, never a queued or replayed one.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: timeoutMs,
-      connectTimeout: 1_000,
-      enableAutoPipelining: true,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-    };
-    redis = new Redis(opts.url, options);
-    redis.on('error', () => {}); // surfaced per hit as rate_limit_unavailable
-    redis.connect().catch(() => {});
-  }
+  const { redis, owned, ready } = failFastRedis({ ...opts, commandTimeoutMs: timeoutMs });
   const scripted = redis as ScriptedRedis;
   if (typeof scripted.stsRateHit !== 'function') {
     redis.defineCommand('stsRateHit', { numberOfKeys: 1, lua: HIT });
   }
-  // Settled once the first connection attempt has either succeeded or failed; until then a hit waits briefly,
-  // so the first mints after start do not fail just because the connection is still being opened.
-  let settled = redis.status === 'ready';
-  const firstAttempt = new Promise<void>((resolve) => {
-    const done = () => {
-      settled = true;
-      for (const ev of ['ready', 'error', 'close'] as const) redis.off(ev, done);
-      resolve();
-    };
-    if (settled) resolve();
-    else for (const ev of ['ready', 'error', 'close'] as const) redis.once(ev, done);
-  });
-
-  async function ready(): Promise<void> {
-    if (settled) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      firstAttempt,
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-  }
-
   return {
     async hit(key: string, limit: number, now: number): Promise<RateLimitDecision> {
       const start = windowStart(now, windowMs);
