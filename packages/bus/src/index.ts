@@ -1,4 +1,4 @@
-export { attachBus } from './attach.js';
+export { attachBus, attachEvidence, type Evidence } from './attach.js';
 export {
   type BatchHandler,
   type Consumer,

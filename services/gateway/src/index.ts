@@ -1,14 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import {
-  attachBus,
-  type Bus,
-  createReplaySpool,
-  publishOrSpool,
-  type ReplaySpool,
-  type SealedMessage,
-  type SpoolDrainer,
-} from '@caracal/bus';
+import { attachBus, attachEvidence, type Bus } from '@caracal/bus';
 import {
   CaracalError,
   Counter,
@@ -158,12 +150,14 @@ export function createGateway(deps: GatewayDeps): Service {
     return d;
   };
 
-  let spool: ReplaySpool<SealedMessage> | undefined;
-  let drainer: SpoolDrainer | undefined;
+  const evidence = attachEvidence(service, deps.bus, {
+    dir: join(config.data, 'spool', 'gateway'),
+    fsyncIntervalMs: config.spool.fsyncIntervalMs,
+    metricsPrefix: 'caracal_gateway',
+  });
   const audit = async (event: GatewayAuditEvent, required: boolean): Promise<void> => {
     try {
-      if (!spool) throw new CaracalError('not_started', 503, 'The Gateway is starting.');
-      await publishOrSpool(deps.bus, spool, AUDIT_STREAM, {
+      await evidence.record(AUDIT_STREAM, {
         type: `gateway.${event.kind}`,
         payload: event,
         eventId: event.event_id,
@@ -214,14 +208,6 @@ export function createGateway(deps: GatewayDeps): Service {
     },
   });
   service.checks.add({
-    name: 'spool',
-    check: () => {
-      if (!spool) return { ok: false, detail: 'not open' };
-      const s = spool.status();
-      return { ok: true, entries: s.entries, oldestAgeSeconds: spool.oldestAgeSeconds() };
-    },
-  });
-  service.checks.add({
     name: 'replay',
     timeoutMs: 2_000,
     check: async () => {
@@ -238,19 +224,7 @@ export function createGateway(deps: GatewayDeps): Service {
     },
   });
 
-  service.onStart(async () => {
-    spool = await createReplaySpool<SealedMessage>({
-      dir: join(config.data, 'spool', 'gateway'),
-      fsyncIntervalMs: config.spool.fsyncIntervalMs,
-      clock,
-      logger: log,
-      metrics: { registry, prefix: 'caracal_gateway' },
-    });
-    drainer = spool.startDrainer({ publish: (m) => deps.bus.publishSealed(m).then(() => {}) });
-  });
   service.onStop(async () => {
-    await drainer?.stop();
-    await spool?.close();
     if (!deps.replayGuard) await replay.close();
     await sts.close();
     await jwksAgent.close();

@@ -1,13 +1,5 @@
 import { join } from 'node:path';
-import {
-  attachBus,
-  type Bus,
-  createReplaySpool,
-  publishOrSpool,
-  type ReplaySpool,
-  type SealedMessage,
-  type SpoolDrainer,
-} from '@caracal/bus';
+import { attachBus, attachEvidence, type Bus } from '@caracal/bus';
 import {
   CaracalError,
   Counter,
@@ -96,20 +88,23 @@ export function createSts(deps: StsDeps): Service {
     consume: async (use) => (await consumeApproval(deps.db, writeCtx(), use))?.tiers ?? null,
   };
 
-  let spool: ReplaySpool<SealedMessage> | undefined;
-  let drainer: SpoolDrainer | undefined;
+  const evidence = attachEvidence(service, deps.bus, {
+    dir: join(config.data, 'spool', 'sts'),
+    fsyncIntervalMs: config.spool.fsyncIntervalMs,
+    metricsPrefix: 'caracal_sts',
+  });
   let poller: NodeJS.Timeout | undefined;
 
   const record = async (event: DecisionEvent) => {
     decisions.inc({ decision: event.decision });
-    if (!spool) throw new CaracalError('not_started', 503, 'The STS is starting.');
     try {
-      await publishOrSpool(deps.bus, spool, AUDIT_STREAM, {
+      await evidence.record(AUDIT_STREAM, {
         type: 'sts.decision',
         payload: event,
         eventId: event.decision_id,
       });
     } catch (err) {
+      if ((err as CaracalError).code === 'not_started') throw err; // nothing was lost: the STS is not serving yet
       dropped.inc();
       log.error(
         { err: (err as Error).message, decisionId: event.decision_id },
@@ -235,14 +230,6 @@ export function createSts(deps: StsDeps): Service {
       };
     },
   });
-  service.checks.add({
-    name: 'spool',
-    check: () => {
-      if (!spool) return { ok: false, detail: 'not open' };
-      const s = spool.status();
-      return { ok: true, entries: s.entries, oldestAgeSeconds: spool.oldestAgeSeconds() };
-    },
-  });
 
   const sync = async () => {
     try {
@@ -253,22 +240,12 @@ export function createSts(deps: StsDeps): Service {
   };
 
   service.onStart(async () => {
-    spool = await createReplaySpool<SealedMessage>({
-      dir: join(config.data, 'spool', 'sts'),
-      fsyncIntervalMs: config.spool.fsyncIntervalMs,
-      clock,
-      logger: log,
-      metrics: { registry, prefix: 'caracal_sts' },
-    });
-    drainer = spool.startDrainer({ publish: (m) => deps.bus.publishSealed(m).then(() => {}) });
     await sync();
     poller = setInterval(sync, config.sts.zonePollMs);
     poller.unref();
   });
   service.onStop(async () => {
     if (poller) clearInterval(poller);
-    await drainer?.stop();
-    await spool?.close();
     if (!deps.rateLimiter) await rateLimiter.close();
     await providers.stop();
   });
