@@ -8,4 +8,5 @@ export * from './metrics.js';
 export * from './readiness.js';
 export * from './secrets.js';
 export * from './service.js';
+export * from './service-auth.js';
 export * from './shutdown.js';

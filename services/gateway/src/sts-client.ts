@@ -1,5 +1,5 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { CaracalError, type Clock, type Keyring } from '@caracal/core';
+import { randomBytes } from 'node:crypto';
+import { CaracalError, type Clock, gatewayServiceKey, type Keyring, signServiceCall } from '@caracal/core';
 import {
   BrokenCircuitError,
   type CircuitBreakerPolicy,
@@ -13,17 +13,13 @@ import { z } from 'zod';
 
 const EXCHANGE_PATH = '/internal/gateway/exchange';
 
-/** The HMAC key of Gateway→STS calls: the same derivation the STS uses, from the same master key. */
-export function gatewayServiceKey(keyring: Keyring): string {
-  return keyring.digest('gateway-service', 'service-auth');
-}
+export { gatewayServiceKey };
 
 /** `X-Caracal-Signature` value for one exchange call (see the STS's gateway-exchange.ts for the format). */
 export function serviceSignature(key: string, nowMs: number, body: string): string {
   const t = String(Math.floor(nowMs / 1000));
   const n = randomBytes(16).toString('base64url');
-  const bodyHash = createHash('sha256').update(body).digest('hex');
-  const s = createHmac('sha256', key).update(`POST\n${EXCHANGE_PATH}\n${t}\n${n}\n${bodyHash}`).digest('hex');
+  const s = signServiceCall(key, { method: 'POST', path: EXCHANGE_PATH, t, nonce: n, body });
   return `t=${t},n=${n},s=${s}`;
 }
 

@@ -8,8 +8,16 @@
  * process only (120 s): with several STS replicas a captured request could be replayed once against each other
  * replica within 60 s, which yields nothing more than the original caller got (the same mandate exchange).
  */
-import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { CaracalError, type Clock, type HttpApp, type Keyring, type Logger } from '@caracal/core';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import {
+  CaracalError,
+  type Clock,
+  gatewayServiceKey,
+  type HttpApp,
+  type Keyring,
+  type Logger,
+  signServiceCall,
+} from '@caracal/core';
 import { MANDATE_TTL_DEFAULT_SEC, type MandateClaims } from '@caracal/mandate';
 import { openProviderSecret, type Resource, type SnapshotProvider } from '@caracal/state';
 import { z } from 'zod';
@@ -23,17 +31,11 @@ const SKEW_SEC = 60;
 const NONCE_TTL_MS = 120_000;
 const MAX_NONCES = 100_000;
 
-/** The HMAC key of Gateway→STS calls; the Gateway derives the same one from the same master key. */
-export function gatewayServiceKey(keyring: Keyring): string {
-  return keyring.digest('gateway-service', 'service-auth');
-}
+export { gatewayServiceKey };
 
 /** Hex HMAC of one exchange call. */
 export function signExchange(key: string, t: string, nonce: string, body: Buffer | string): string {
-  const bodyHash = createHash('sha256').update(body).digest('hex');
-  return createHmac('sha256', key)
-    .update(`POST\n${GATEWAY_EXCHANGE_PATH}\n${t}\n${nonce}\n${bodyHash}`)
-    .digest('hex');
+  return signServiceCall(key, { method: 'POST', path: GATEWAY_EXCHANGE_PATH, t, nonce, body });
 }
 
 /** What the exchange records (on the audit stream, as an `sts.decision` with `exchange: 'gateway'`). */
